@@ -1,0 +1,44 @@
+# gsat: `make demo` runs example jobs on the checkout's spool/; `make test`
+# installs what the tests need and runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_HOME := $(CURDIR)/spool
+# Debian packages the tests use (installed when run as root)
+DEBS   := gnupg procps
+
+.PHONY: demo test bench debs clean demo-stop
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m compileall -q gsat
+	touch $@
+
+debs:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi; \
+	fi
+
+test: $(STAMP) debs
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: $(STAMP)
+	@chmod 700 $(DEMO_HOME)
+	@GSAT_HOME=$(DEMO_HOME) PATH=$(CURDIR)/$(BIN):$$PATH sh examples/demo.sh
+
+demo-stop:
+	@GSAT_HOME=$(DEMO_HOME) $(BIN)/gsatlc stop
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+clean:
+	-GSAT_HOME=$(DEMO_HOME) $(BIN)/gsatlc stop 2>/dev/null
+	rm -rf $(VENV) build *.egg-info
+	find $(DEMO_HOME) -mindepth 1 ! -name .gitkeep -delete 2>/dev/null || true

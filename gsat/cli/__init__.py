@@ -1,0 +1,1 @@
+"""Entry points: each module parses its arguments, calls down, prints, exits."""

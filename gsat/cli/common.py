@@ -1,0 +1,61 @@
+"""What every command shares: argument parsing with one-line errors, the
+mapping of GsatError to exit codes, and job id parsing."""
+
+import argparse
+import os
+import sys
+
+from gsat import __version__
+from gsat.errors import USAGE, GsatError, UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line `prog: message`, exit 2."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def parser(prog: str, description: str, **kw) -> Parser:
+    p = Parser(prog=prog, description=description, **kw)
+    p.add_argument("--version", action="version", version=f"{prog} (gsat) {__version__}")
+    return p
+
+
+def run(prog: str, main, argv=None) -> None:
+    """Call main(argv) and exit with its code; errors become `prog: message`."""
+    try:
+        code = main(sys.argv[1:] if argv is None else argv)
+    except GsatError as exc:
+        say(prog, str(exc))
+        code = exc.code
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code or 0)
+
+
+def say(prog: str, message: str) -> None:
+    print(f"{prog}: {message}", file=sys.stderr)
+
+
+def job_ids(texts: list[str]) -> list[int]:
+    from gsat.jobs import parse_id
+    if not texts:
+        raise UsageError("no job id given")
+    return [parse_id(t) for t in texts]
+
+
+def report(prog: str, results: dict) -> int:
+    """Print each failed job's reason; return the first failure's code."""
+    first = 0
+    for job_id, (code, text) in results.items():
+        if code:
+            say(prog, text or f"job {job_id}: failed")
+            first = first or code
+    return first
+
+
+__all__ = ["parser", "run", "say", "job_ids", "report", "USAGE"]

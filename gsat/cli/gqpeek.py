@@ -1,0 +1,50 @@
+"""gqpeek [-e] [-n N] ID: print a job's stdout (stderr with -e)."""
+
+import os
+import sys
+
+from gsat import config as configmod, jobs
+from gsat.cli.common import job_ids, parser, run
+from gsat.layout import Layout
+
+PROG = "gqpeek"
+
+
+def main(argv: list[str]) -> int:
+    p = parser(PROG, "Print a job's standard output or error.")
+    p.add_argument("-e", dest="stderr", action="store_true", help="standard error instead")
+    p.add_argument("-n", dest="lines", type=int, metavar="N", help="only the last N lines")
+    p.add_argument("id", metavar="ID")
+    args = p.parse_args(argv)
+    (job_id,) = job_ids([args.id])
+    config = configmod.load()
+    layout = Layout(config.home, config.host)
+    job = jobs.load(layout, job_id)
+    path = output_path(layout, job, args.stderr)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        data = b""  # queued, or nothing written yet
+    if args.lines is not None:
+        data = b"".join(data.splitlines(keepends=True)[-args.lines:]) if args.lines > 0 else b""
+    sys.stdout.buffer.write(data)
+    return 0
+
+
+def output_path(layout, job, stderr: bool) -> str:
+    spec = job.spec
+    if stderr and spec.get("join"):
+        stderr = False
+    given = spec.get("stderr" if stderr else "stdout")
+    if given:
+        return given.replace("%j", str(job.id))
+    return os.path.join(layout.job_dir(job.id), "stderr" if stderr else "stdout")
+
+
+def entry() -> None:
+    run(PROG, main)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,104 @@
+"""gqstat [-s STATE] [-q HOST] [-f] [--json] [ID...]: show jobs.
+
+Reads the job store directly: works while no controller runs."""
+
+import json
+import sys
+import time
+
+from gsat import config as configmod, jobs, states
+from gsat.cli.common import job_ids, parser, run, say
+from gsat.errors import NO_SUCH_JOB, NoSuchJob
+from gsat.layout import Layout
+
+PROG = "gqstat"
+COLUMNS = ("ID", "STATE", "HOST", "NAME", "EXIT", "SUBMITTED", "STARTED", "ENDED")
+
+
+def main(argv: list[str]) -> int:
+    p = parser(PROG, "Show jobs: a table, every field (-f) or JSON.")
+    p.add_argument("-s", dest="state", choices=states.SHOWN, help="only jobs in this state")
+    p.add_argument("-q", dest="host", help="only jobs of this host")
+    p.add_argument("-f", dest="full", action="store_true", help="every field as key=value lines")
+    p.add_argument("--json", action="store_true", help="a JSON list of jobs")
+    p.add_argument("ids", nargs="*", metavar="ID")
+    args = p.parse_args(argv)
+    config = configmod.load()
+    layout = Layout(config.home, config.host)
+    wanted = job_ids(args.ids) if args.ids else jobs.job_ids(layout)
+    found, code = [], 0
+    for job_id in wanted:
+        try:
+            found.append(jobs.load(layout, job_id))
+        except NoSuchJob as exc:
+            if args.ids:
+                say(PROG, str(exc))
+                code = NO_SUCH_JOB
+    found = [j for j in found if _matches(j, args)]
+    out = _json(found) if args.json else _full(found) if args.full else _table(found)
+    sys.stdout.write(out)
+    return code
+
+
+def _matches(job, args) -> bool:
+    if args.state and job.shown_state != args.state:
+        return False
+    host = job.state.host or job.spec.get("host")
+    return not args.host or host == args.host
+
+
+def record(job) -> dict:
+    st = job.state
+    return {"id": job.id, "state": job.shown_state, "host": st.host or job.spec.get("host"),
+            "name": job.spec.get("name"), "exit": st.exit, "submitted": job.spec.get("submitted"),
+            "started": st.started, "ended": st.ended, "run": st.run, "restarts": st.restarts,
+            "jobtype": job.spec.get("jobtype"), "workdir": job.spec.get("workdir"),
+            "user": job.spec.get("user"), "array": job.spec.get("array"),
+            "stdout": job.spec.get("stdout"), "stderr": job.spec.get("stderr"),
+            "pending": st.pending}
+
+
+def _json(found) -> str:
+    return json.dumps([record(j) for j in found], indent=1) + "\n"
+
+
+def _full(found) -> str:
+    blocks = []
+    for job in found:
+        lines = [f"{k}={_flat(v)}" for k, v in record(job).items()]
+        lines += [f"spec.{k}={_flat(v)}" for k, v in sorted(job.spec.items()) if k != "env"]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def _flat(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _table(found) -> str:
+    rows = [COLUMNS] + [_row(j) for j in found]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows)
+
+
+def _row(job) -> tuple:
+    st = job.state
+    return (str(job.id), job.shown_state, st.host or job.spec.get("host") or "-",
+            (job.spec.get("name") or "")[:24], "-" if st.exit is None else str(st.exit),
+            _time(job.spec.get("submitted")), _time(st.started), _time(st.ended))
+
+
+def _time(stamp) -> str:
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
+def entry() -> None:
+    run(PROG, main)
+
+
+if __name__ == "__main__":
+    entry()

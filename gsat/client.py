@@ -1,0 +1,72 @@
+"""What every command-line tool does to reach the controllers: open the
+config and GSAT_HOME, autostart the local controller, send a message to the
+controller that owns a job, and wait for its answer with a deadline.
+
+Never imports the controller; it starts one as a separate process.
+"""
+
+import dataclasses
+
+from gsat import config as configmod, daemon, jobs, messages
+from gsat.channel import open_channel
+from gsat.errors import NoSuchJob
+from gsat.layout import Layout
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    config: configmod.Config
+    layout: Layout
+
+
+def context() -> Context:
+    config = configmod.load()
+    layout = Layout(config.home, config.host)
+    layout.ensure()
+    return Context(config, layout)
+
+
+def ensure_controller(ctx: Context) -> None:
+    """Start this host's controller when none runs and the config allows it."""
+    if ctx.config["autostart"] and daemon.running_pid(ctx.layout) is None:
+        daemon.spawn(ctx.layout)
+
+
+def send(ctx: Context, msg: messages.Message, host: str | None = None) -> None:
+    host = host or ctx.config.host
+    if host == ctx.config.host:
+        ensure_controller(ctx)
+    else:
+        ctx.layout.ensure(host)
+    open_channel(ctx.config, ctx.layout, host).send(msg)
+
+
+def request(ctx: Context, msg: messages.Message, host: str | None = None) -> messages.Answer:
+    host = host or ctx.config.host
+    if host == ctx.config.host:
+        ensure_controller(ctx)
+    else:
+        ctx.layout.ensure(host)
+    return open_channel(ctx.config, ctx.layout, host).request(msg, ctx.config["timeout"])
+
+
+def owner(ctx: Context, job_id: int) -> str:
+    """The host whose controller acts on the job (NoSuchJob if there is none)."""
+    job = jobs.load(ctx.layout, job_id)
+    return job.state.host or job.spec.get("host") or ctx.config.host
+
+
+def per_job_request(ctx: Context, kind, ids: list[int], **fields) -> dict[int, tuple[int, str]]:
+    """Send `kind` for `ids` to each owning controller; {id: (code, text)}."""
+    results, by_host = {}, {}
+    for job_id in ids:
+        try:
+            by_host.setdefault(owner(ctx, job_id), []).append(job_id)
+        except NoSuchJob as exc:
+            results[job_id] = (exc.code, str(exc))
+    for host, group in by_host.items():
+        answer = request(ctx, kind(jobs=group, **fields), host)
+        for job_id in group:
+            code, text = answer.results.get(str(job_id), (answer.code, answer.text))
+            results[job_id] = (code, text)
+    return {job_id: results[job_id] for job_id in ids}

@@ -1,0 +1,128 @@
+"""Configuration: built-in defaults, the user's GSAT_HOME/config.yaml, and
+environment overrides (GSAT_HOME, GSAT_HOSTNAME, GSAT_WATCH, GSAT_CHANNEL,
+GSAT_POLL_INTERVAL).
+
+DEFAULTS is the one table of keys; etc/gsat.yaml documents the same values
+(a test keeps the two equal).  PyYAML is imported only when a config file
+exists, so that the command-line tools start fast without one.
+"""
+
+import dataclasses
+import os
+import pathlib
+import socket
+
+from gsat.errors import UsageError
+
+DEFAULTS = {
+    "hostname": None,          # None: socket.gethostname()
+    "autostart": True,         # gqsub starts the local controller when none runs
+    "scheduler": "fifo",       # fifo | nobatch
+    "slots": 1,                # fifo: jobs running at once on this host
+    "kill_grace": 10.0,        # seconds between SIGTERM and SIGKILL
+    "watch": "auto",           # auto | inotify | poll
+    "poll_interval": 0.5,      # seconds, when polling
+    "channel": "file",         # file | sysv
+    "timeout": 10.0,           # seconds a client waits for a controller's answer
+    "service_timeout": 60.0,
+    "heartbeat_interval": 10.0,
+    "mail": {"smtp_host": "localhost", "smtp_port": 25, "from": None, "to": None},
+    "mailgate": {"max_age": 604800, "smtp_host": "localhost", "smtp_port": 25},
+}
+
+SCHEDULERS = ("fifo", "nobatch")
+WATCHES = ("auto", "inotify", "poll")
+CHANNELS = ("file", "sysv")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    home: pathlib.Path
+    values: dict
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+    @property
+    def host(self) -> str:
+        return self.values["hostname"]
+
+
+def gsat_home() -> pathlib.Path:
+    home = os.environ.get("GSAT_HOME") or os.path.join(os.path.expanduser("~"), ".gsat")
+    return pathlib.Path(os.path.abspath(home))
+
+
+def share_dir() -> pathlib.Path:
+    """Where etc/ and libexec/ live: the checkout, or sys.prefix/share/gsat."""
+    here = pathlib.Path(__file__).resolve().parent.parent
+    if (here / "etc" / "jobtypes").is_dir():
+        return here
+    import sys
+    return pathlib.Path(sys.prefix) / "share" / "gsat"
+
+
+def load(home: pathlib.Path | None = None) -> Config:
+    home = home or gsat_home()
+    values = _merge(DEFAULTS, _read_user_file(home / "config.yaml"))
+    _apply_env(values)
+    if not values["hostname"]:
+        values["hostname"] = socket.gethostname()
+    _validate(values)
+    return Config(home=home, values=values)
+
+
+def _read_user_file(path: pathlib.Path) -> dict:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    import yaml
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of keys")
+    unknown = sorted(set(data) - set(DEFAULTS))
+    if unknown:
+        raise UsageError(f"{path}: unknown key {unknown[0]!r}")
+    return data
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(base.get(key), dict) and isinstance(value, dict):
+            out[key] = {**base[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_env(values: dict) -> None:
+    env = os.environ
+    for key, var in (("hostname", "GSAT_HOSTNAME"), ("watch", "GSAT_WATCH"), ("channel", "GSAT_CHANNEL")):
+        if env.get(var):
+            values[key] = env[var]
+    if env.get("GSAT_POLL_INTERVAL"):
+        values["poll_interval"] = env["GSAT_POLL_INTERVAL"]
+
+
+def _validate(values: dict) -> None:
+    for key, allowed in (("scheduler", SCHEDULERS), ("watch", WATCHES), ("channel", CHANNELS)):
+        if values[key] not in allowed:
+            raise UsageError(f"config {key}: {values[key]!r} is not one of {', '.join(allowed)}")
+    for key in ("slots", "kill_grace", "poll_interval", "timeout", "service_timeout", "heartbeat_interval"):
+        try:
+            values[key] = type(DEFAULTS[key])(values[key])
+        except (TypeError, ValueError):
+            raise UsageError(f"config {key}: {values[key]!r} is not a number") from None
+        if values[key] <= 0:
+            raise UsageError(f"config {key}: must be positive")
+    host = str(values["hostname"])
+    if not host or "/" in host or host.startswith("."):
+        raise UsageError(f"hostname {host!r} cannot name a spool directory")
+    values["hostname"] = host

@@ -1,0 +1,357 @@
+"""The controller (gsatlc): the one writer of the state of the jobs it owns.
+
+`step(now)` is one pass of the loop and reads as its table of contents:
+handle the flags signal handlers set, reap shepherds that ended, take the
+channel's messages, escalate kills whose grace ran out, start what the
+scheduler picks.  `run()` is `open(); while not stopping: step(); wait()`,
+where wait() sleeps on the channel's watcher and the signal pipe with a
+timeout only when something is due (idle means no CPU).
+
+Persist first, then act: a state change is written (atomically) before a
+shepherd is forked, a waiter is told, or an event is announced.  What
+happens after a crash is in gsat.recovery.
+
+Imports: adapters and domain modules only; never the CLI or the mail gate.
+"""
+
+import logging
+import os
+import select
+import signal
+import time
+
+from gsat import eventlog, fifo, jobs, jobtypes, messages, recovery, scheduler, shepherd, signames, states
+from gsat.channel import open_channel
+from gsat.config import Config, share_dir
+from gsat.environment import for_run
+from gsat.errors import EXIT_LOST, GsatError, NoSuchJob, Refused
+from gsat.jobs import Job, change_state
+from gsat.layout import Layout
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    def __init__(self, config: Config, channel=None):
+        self.config = config
+        self.host = config.host
+        self.layout = Layout(config.home, self.host)
+        self.layout.ensure()
+        self.channel = channel or open_channel(config, self.layout)
+        self.jobs: dict[int, Job] = {}          # the active jobs this controller owns
+        self.children: dict[int, int] = {}      # shepherd pid -> job id (own children)
+        self.adopted: dict[int, int] = {}       # pidfd -> job id (shepherds of a former controller)
+        self.kill_at: dict[int, float] = {}     # job id -> when SIGKILL follows SIGTERM
+        self.flags: set[str] = set()
+        self.stopping = False
+        self.max_seen = 0
+        self.watcher = None
+        self._types: dict[str, tuple[float, jobtypes.JobType]] = {}
+
+    # ---- the loop --------------------------------------------------------
+    def open(self) -> None:
+        """Watch first, then scan: nothing that arrives meanwhile is missed."""
+        self.watcher = self.channel.watcher(self.config["watch"], self.config["poll_interval"])
+        recovery.recover(self)
+
+    def step(self, now: float) -> None:
+        self._handle_flags()
+        self._reap_children(now)
+        for msg in self.channel.receive():
+            self._answer(msg, self.handle(msg, now))
+        self._escalate_kills(now)
+        self._start_ready(now)
+
+    def run(self) -> None:
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        for sig, flag in ((signal.SIGCHLD, "child"), (signal.SIGTERM, "stop"),
+                          (signal.SIGINT, "stop"), (signal.SIGHUP, "stop")):
+            signal.signal(sig, lambda _s, _f, flag=flag: self.flags.add(flag))
+        self.open()
+        while not self.stopping:
+            self.step(time.time())
+            if not self.stopping:
+                self.wait(wake_r)
+        log.info("controller of %s stops; %d jobs keep running", self.host,
+                 sum(1 for j in self.jobs.values() if j.state.state == states.RUNNING))
+
+    def wait(self, wake_fd: int) -> None:
+        fds = [wake_fd, *self.adopted]
+        if self.watcher.fileno() is not None:
+            fds.append(self.watcher.fileno())
+        try:
+            ready, _, _ = select.select(fds, [], [], self._timeout(time.time()))
+        except InterruptedError:
+            return
+        if wake_fd in ready:
+            fifo.read(wake_fd)
+        self.watcher.drain()
+        for fd in set(ready) & set(self.adopted):
+            self._adopted_ended(fd, time.time())
+
+    def _timeout(self, now: float) -> float | None:
+        due = [self.watcher.interval] if self.watcher.interval else []
+        due += [max(0.0, t - now) for t in self.kill_at.values()]
+        return min(due) if due else None
+
+    def _handle_flags(self) -> None:
+        if "stop" in self.flags:
+            self.stopping = True
+        self.flags.discard("stop")
+
+    # ---- messages --------------------------------------------------------
+    def handle(self, msg: messages.Message, now: float) -> messages.Answer:
+        """Carry out one message; the Answer says how it went, per job."""
+        handler = getattr(self, "_on_" + msg.kind)
+        try:
+            if hasattr(msg, "jobs"):
+                return self._per_job(msg, handler, now)
+            return handler(msg, now) or messages.Answer()
+        except GsatError as exc:
+            return messages.Answer(code=exc.code, text=str(exc))
+
+    def _per_job(self, msg, handler, now: float) -> messages.Answer:
+        results, first = {}, 0
+        for job_id in msg.jobs:
+            try:
+                handler(job_id, msg, now)
+                results[str(job_id)] = [0, ""]
+            except GsatError as exc:
+                results[str(job_id)] = [exc.code, str(exc)]
+                first = first or exc.code
+        return messages.Answer(code=first, results=results)
+
+    def _answer(self, msg: messages.Message, answer: messages.Answer) -> None:
+        if msg.reply:
+            self.channel.answer(msg, answer)
+
+    def _on_submit(self, job_id: int, msg, now: float) -> None:
+        for gap in range(self.max_seen + 1, job_id):  # submissions whose message was lost
+            recovery.take_on(self, gap)
+        recovery.take_on(self, job_id)
+        self.max_seen = max(self.max_seen, job_id)
+
+    def _on_delete(self, job_id: int, msg, now: float) -> None:
+        job = self._owned(job_id)
+        if job.state.state == states.RUNNING:
+            self._interrupt(job, "delete", signal.SIGTERM, now)
+        else:
+            self._transition(job, "delete", now)
+
+    def _on_hold(self, job_id: int, msg, now: float) -> None:
+        job = self._owned(job_id)
+        if job.state.state == states.RUNNING:
+            if job.state.pending:
+                raise Refused(f"job {job_id} is being stopped already")
+            self._interrupt(job, "hold", self._jobtype(job).hold_signal, now)
+        else:
+            self._transition(job, "hold", now)
+
+    def _on_release(self, job_id: int, msg, now: float) -> None:
+        self._transition(self._owned(job_id), "release", now)
+
+    def _on_signal(self, job_id: int, msg, now: float) -> None:
+        job = self._owned(job_id)
+        if job.state.state != states.RUNNING:
+            raise Refused(f"job {job_id} is {job.shown_state}, not running")
+        self._kill(job, msg.signal)
+        if msg.signal in signames.STOPPING:
+            job.state.suspended = True
+        elif msg.signal == signal.SIGCONT:
+            job.state.suspended = False
+        jobs.save(self.layout, job)
+        self._event(job, states.JOB_SIGNAL, signal=signames.name(msg.signal))
+
+    def _on_exited(self, msg: messages.Exited, now: float) -> None:
+        job = self.jobs.get(msg.job)
+        if job and job.state.state == states.RUNNING and job.state.attempt == msg.run:
+            self.run_ended(job, now)
+
+    def _on_raw(self, msg: messages.Raw, now: float) -> messages.Answer:
+        text = msg.text.strip().upper()
+        replies = {"ALIVE?": "ALIVE", "PID?": str(os.getpid()), "HOST?": self.host}
+        if text == "STOP":
+            self.stopping = True
+            return messages.Answer(text="STOPPING")
+        if text not in replies:
+            return messages.Answer(code=2, text=f"unknown command {msg.text!r}")
+        return messages.Answer(text=replies[text])
+
+    def _on_stop(self, msg: messages.Stop, now: float) -> messages.Answer:
+        if msg.kill_jobs:
+            for job in self.jobs.values():
+                if job.state.state == states.RUNNING:
+                    self._kill(job, signal.SIGTERM)
+        self.stopping = True
+        return messages.Answer(text="STOPPING")
+
+    # ---- job changes -----------------------------------------------------
+    def _owned(self, job_id: int) -> Job:
+        """The job, from memory or disk; it must be ours (or nobody's yet)."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            job = jobs.load(self.layout, job_id)
+            if job.state.host not in (None, self.host):
+                raise Refused(f"job {job_id} belongs to host {job.state.host}")
+            job.state.host = self.host
+        return job
+
+    def _transition(self, job: Job, action: str, now: float) -> None:
+        event = change_state(job, action, now)
+        jobs.save(self.layout, job)
+        if job.state.state in states.ACTIVE:
+            self.jobs[job.id] = job
+        else:
+            self._event(job, event)
+            self._tell_waiters(job)
+            self.jobs.pop(job.id, None)
+            self.kill_at.pop(job.id, None)
+            if job.state.state == states.DELETED:
+                jobs.bury(self.layout, job)
+            return
+        self._event(job, event)
+
+    def _interrupt(self, job: Job, pending: str, sig: int, now: float) -> None:
+        job.state.pending = pending
+        jobs.save(self.layout, job)
+        self._kill(job, sig)
+        if job.state.suspended:
+            self._kill(job, signal.SIGCONT)
+        self.kill_at[job.id] = now + self.config["kill_grace"]
+
+    def _escalate_kills(self, now: float) -> None:
+        for job_id, when in list(self.kill_at.items()):
+            if when <= now:
+                del self.kill_at[job_id]
+                job = self.jobs.get(job_id)
+                if job and job.state.state == states.RUNNING:
+                    log.info("job %d outlived its grace: SIGKILL", job_id)
+                    self._kill(job, signal.SIGKILL)
+
+    def _kill(self, job: Job, sig: int) -> None:
+        pgid = recovery.job_pgid(self, job)
+        deadline = time.monotonic() + 2.0
+        while pgid is None and job.id in self.children.values() and time.monotonic() < deadline:
+            time.sleep(0.001)  # forked a moment ago: its shepherd is recording the job's pid
+            pgid = recovery.job_pgid(self, job)
+        if pgid is None:
+            log.warning("job %d: no process group to signal", job.id)
+            return
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+
+    # ---- runs ------------------------------------------------------------
+    def _start_ready(self, now: float) -> None:
+        if self.stopping:
+            return
+        ready = scheduler.pick(self.jobs.values(), self.config["scheduler"], self.config["slots"])
+        for job in ready:
+            self._start(job, now)
+
+    def _start(self, job: Job, now: float) -> None:
+        event = change_state(job, "start", now)
+        job.state.host = self.host
+        jobs.save(self.layout, job)
+        pid = shepherd.start(self._run_spec(job))
+        self.children[pid] = job.id
+        self._event(job, event)
+
+    def _run_spec(self, job: Job) -> shepherd.RunSpec:
+        jobdir = str(self.layout.job_dir(job.id))
+        spec = job.spec
+        env = for_run(job.id, spec, job.state.run, self.host, str(self.layout.home), jobdir,
+                      self._jobtype(job).environment)
+        out = _expand(spec.get("stdout"), job.id) or os.path.join(jobdir, "stdout")
+        err = None if spec.get("join") else _expand(spec.get("stderr"), job.id) or os.path.join(jobdir, "stderr")
+        return shepherd.RunSpec(
+            job=job.id, run=job.state.attempt, jobdir=jobdir,
+            argv=[os.path.join(jobdir, "script"), *spec.get("args", [])], env=env,
+            cwd=spec["workdir"], stdout=out, stderr=err, controller_pid=os.getpid(),
+            notify=self._notify_from_orphan)
+
+    def _notify_from_orphan(self, job_id: int, run: int) -> None:
+        """Runs in an orphaned shepherd: tell whichever controller runs now."""
+        self.channel.send(messages.Exited(job=job_id, run=run))
+
+    def _reap_children(self, now: float) -> None:
+        self.flags.discard("child")  # the flag only woke us; waitpid is the truth
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            job = self.jobs.get(self.children.pop(pid, 0))
+            if job and job.state.state == states.RUNNING:
+                self.run_ended(job, now)
+
+    def _adopted_ended(self, pidfd: int, now: float) -> None:
+        job = self.jobs.get(self.adopted.pop(pidfd))
+        os.close(pidfd)
+        if job and job.state.state == states.RUNNING:
+            self.run_ended(job, now)
+
+    def run_ended(self, job: Job, now: float) -> None:
+        """The current run of `job` is over: record it and decide what follows."""
+        record = shepherd.read_exit(str(self.layout.job_dir(job.id)), job.state.attempt)
+        job.state.exit = record["exit"] if record else EXIT_LOST
+        if record is None:
+            log.warning("job %d: run %d ended without an exit record: lost", job.id, job.state.attempt)
+        self._event(job, states.JOB_TERMINATION, exit=job.state.exit)
+        self._transition(job, self._after_run(job), now)
+
+    def _after_run(self, job: Job) -> str:
+        st = job.state
+        if st.pending:
+            return st.pending
+        jobtype = self._jobtype(job)
+        if st.exit in jobtype.restart_on and st.restarts < jobtype.restart_limit:
+            return "restart"
+        return "finish" if st.exit == 0 else "fail"
+
+    # ---- helpers -------------------------------------------------------
+    def _jobtype(self, job: Job) -> jobtypes.JobType:
+        name = job.spec.get("jobtype", "default")
+        dirs = [self.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"]
+        try:
+            path = jobtypes.find(name, dirs)
+            mtime = path.stat().st_mtime
+            cached = self._types.get(name)
+            if cached is None or cached[0] != mtime:
+                self._types[name] = (mtime, jobtypes.load(name, dirs))
+            return self._types[name][1]
+        except (GsatError, OSError) as exc:
+            log.warning("job %d: job type %s unusable (%s); using defaults", job.id, name, exc)
+            return jobtypes.JobType(name=name)
+
+    def _event(self, job: Job, name: str | None, **fields) -> None:
+        if not name:
+            return
+        jobdir = self.layout.job_dir(job.id)
+        try:
+            eventlog.record(jobdir, job.id, name, self.host, job.state.run, **fields)
+        except (OSError, GsatError) as exc:
+            log.error("job %d: cannot record %s: %s", job.id, name, exc)
+        log.info("job %d: %s %s", job.id, name, fields or "")
+
+    def _tell_waiters(self, job: Job) -> None:
+        folder = self.layout.job_dir(job.id) / "waiters"
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return
+        line = b'{"job":%d,"state":"%s"}\n' % (job.id, job.state.state.encode())
+        for name in names:
+            if not fifo.post(folder / name, line):
+                fifo.remove(folder / name)
+
+
+def _expand(path: str | None, job_id: int) -> str | None:
+    return path.replace("%j", str(job_id)) if path else None
+
+
+__all__ = ["Controller", "NoSuchJob"]

@@ -1,0 +1,63 @@
+"""Every exit code of every gsat command, and the exceptions that carry them.
+
+The CLI maps a GsatError to its exit code in one place (gsat.cli.common).
+Stdlib only; imports nothing from gsat.
+"""
+
+OK = 0
+REFUSED = 1
+USAGE = 2
+NO_SUCH_JOB = 3
+NOT_ALLOWED = 4
+UNREACHABLE = 5
+HOME_UNUSABLE = 6
+
+# gqwait's own values (SPEC §4)
+WAIT_TIMEOUT = 124
+EXIT_LOST = 255
+
+
+class GsatError(Exception):
+    """Root of gsat's errors; `code` is the command's exit code."""
+
+    code = REFUSED
+
+
+class Refused(GsatError):
+    """The job is in a state where the request makes no sense."""
+
+    code = REFUSED
+
+
+class UsageError(GsatError):
+    code = USAGE
+
+
+class NoSuchJob(GsatError):
+    code = NO_SUCH_JOB
+
+
+class NotAllowed(GsatError):
+    code = NOT_ALLOWED
+
+
+class Unreachable(GsatError):
+    code = UNREACHABLE
+
+
+class HomeUnusable(GsatError):
+    code = HOME_UNUSABLE
+
+
+class BadMessage(GsatError):
+    """A spool or queue message that must be set aside (never an exit code)."""
+
+    code = REFUSED
+
+
+BY_CODE = {cls.code: cls for cls in (Refused, UsageError, NoSuchJob, NotAllowed, Unreachable, HomeUnusable)}
+
+
+def from_code(code: int, message: str) -> GsatError:
+    """The exception a controller's answer code stands for."""
+    return BY_CODE.get(code, GsatError)(message)

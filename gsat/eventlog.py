@@ -1,0 +1,35 @@
+"""The job's append-only event log: jobs/N/events.log, one JSON line each.
+
+    {"id": "17a3f0c2d4e5-42", "name": "JOB_START", "time": 1763755200.1,
+     "host": "node1", "run": 1}
+
+JOB_TERMINATION lines carry "exit"; user events carry "args".  A line is
+written (O_APPEND, fsync) before anything acts on the event.
+"""
+
+import json
+import os
+import time
+
+from gsat import fsutil
+
+
+def record(jobdir, job: int, name: str, host: str, run: int, **fields) -> dict:
+    """Append one event to `jobdir`/events.log and return it."""
+    now = time.time()
+    event = {"id": f"{time.time_ns():x}-{job}", "name": name, "time": now, "host": host,
+             "run": run, **{k: v for k, v in fields.items() if v is not None}}
+    fsutil.append_line(os.path.join(jobdir, "events.log"), json.dumps(event).encode() + b"\n")
+    return event
+
+
+def read(jobdir) -> list[dict]:
+    """Every event of the job, oldest first; a torn last line is skipped."""
+    data = fsutil.read_bytes(os.path.join(jobdir, "events.log"), limit=16 << 20) or b""
+    out = []
+    for line in data.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out

@@ -1,0 +1,112 @@
+"""Careful file I/O: atomic writes, no symlink following, capped reads.
+
+An atomic write goes to a temporary name beginning with '.' in the target's
+directory, is fsynced, renamed over the final name, and the directory is
+fsynced (POSIX gives rename no durability without it).  Readers skip names
+that begin with '.'.  A failed fsync is never retried: the temporary file is
+dropped and the write fails as a whole.
+
+Disk-full and read-only errors become HomeUnusable (exit 6).
+"""
+
+import errno
+import json
+import os
+
+from gsat.errors import HomeUnusable
+
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def temp_name(path) -> str:
+    head, tail = os.path.split(os.fspath(path))
+    return os.path.join(head, f".{tail}.{os.getpid()}.{os.urandom(4).hex()}")
+
+
+def write_new(path, data: bytes, sync: bool = True, mode: int = 0o600) -> None:
+    """Create `path` exclusively (never through a symlink) and write it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        _write_all(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, data: bytes, sync: bool = True, mode: int = 0o600) -> None:
+    """Replace `path` with `data` so that readers see old or new, never half."""
+    tmp = temp_name(path)
+    try:
+        write_new(tmp, data, sync, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        unlink_quietly(tmp)
+        raise translate_error(exc, path) from None
+    if sync:
+        fsync_dir(os.path.dirname(os.fspath(path)))
+
+
+def write_json(path, obj, sync: bool = True) -> None:
+    atomic_write(path, json.dumps(obj, sort_keys=True).encode() + b"\n", sync)
+
+
+def read_bytes(path, limit: int = 1 << 20) -> bytes | None:
+    """The file's bytes, None when it does not exist; never follows a symlink."""
+    try:
+        fd = os.open(path, READ_FLAGS)
+    except FileNotFoundError:
+        return None
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def read_json(path):
+    data = read_bytes(path)
+    return None if data is None else json.loads(data)
+
+
+def fsync_dir(path) -> None:
+    fd = os.open(path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # some file systems cannot fsync a directory
+            raise translate_error(exc, path) from None
+    finally:
+        os.close(fd)
+
+
+def append_line(path, line: bytes, sync: bool = True) -> None:
+    """Append one line (O_APPEND keeps concurrent short lines whole)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        _write_all(fd, line)
+        if sync:
+            os.fsync(fd)
+    except OSError as exc:
+        raise translate_error(exc, path) from None
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def unlink_quietly(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def translate_error(exc: OSError, path) -> OSError:
+    if exc.errno in FULL:
+        return HomeUnusable(f"cannot write {path}: {exc.strerror}")
+    return exc

@@ -1,0 +1,205 @@
+"""Job records and the job store under GSAT_HOME/jobs.
+
+A job is plain data: its Spec (job.json, written once by gqsub and never
+changed) and its State (state.json, written only by the controller that
+claimed it).  A job directory without state.json is a submission that no
+controller has taken on yet: it counts as queued (or held with -H).
+
+Publishing a job is one atomic step: gqsub fills a temporary directory
+`jobs/.new.*` and renames it to the next free id.  rename() of a directory
+fails when the target exists and is not empty, so two submitters can never
+get one id, and a crashed submitter leaves no lock behind, only a
+temporary directory that is ignored.  Deleted jobs keep a tombstone
+(state.json with state "deleted") so that ids are never reused.
+
+`change_state` is the only function that changes a job's state; it returns
+the event the change causes.
+"""
+
+import dataclasses
+import errno
+import json
+import os
+import shutil
+
+from gsat import fsutil, states
+from gsat.errors import NoSuchJob, Refused, UsageError
+from gsat.layout import Layout, job_name, parse_job_name
+
+
+@dataclasses.dataclass
+class State:
+    state: str = states.QUEUED
+    host: str | None = None
+    run: int = 0          # GSAT_RUN of the current or last run
+    attempt: int = 0      # names runs/ATTEMPT.start|exit; never reused
+    restarts: int = 0
+    started: float | None = None
+    ended: float | None = None
+    exit: int | None = None
+    suspended: bool = False
+    pending: str | None = None  # "delete" or "hold" while the job is being killed
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "State":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclasses.dataclass
+class Job:
+    id: int
+    spec: dict
+    state: State
+
+    @property
+    def shown_state(self) -> str:
+        if self.state.state == states.RUNNING and self.state.suspended:
+            return states.SUSPENDED
+        return self.state.state
+
+
+def change_state(job: Job, action: str, now: float) -> str:
+    """Apply `action` to `job` per states.ALLOWED; return the event name."""
+    new = states.next_state(job.state.state, action)
+    if new is None:
+        raise Refused(f"job {job.id} is {job.shown_state}: cannot {action}")
+    st = job.state
+    st.state, st.suspended, st.pending = new, False, None
+    if action == "start":
+        st.run += 1
+        st.attempt += 1
+        st.started, st.ended, st.exit = now, None, None
+    elif action == "restart":
+        st.restarts += 1
+    elif action == "requeue":  # the interrupted start never ran: same GSAT_RUN next time
+        st.run -= 1
+        st.started = None
+    if new in states.ENDED:
+        st.ended = now
+    return states.EVENT_OF[action]
+
+
+# ---- the store -----------------------------------------------------------
+
+def publish(layout: Layout, spec: dict, script: bytes, count: int = 1) -> list[int]:
+    """Store `count` copies of a job under fresh consecutive ids; return them."""
+    os.makedirs(layout.jobs, mode=0o700, exist_ok=True)
+    first = _read_hint(layout)
+    ids = []
+    for index in range(count):
+        spec_i = _array_element(spec, index, ids)
+        ids.append(_publish_one(layout, spec_i, script, first if not ids else ids[-1] + 1))
+    fsutil.fsync_dir(layout.jobs)
+    _write_hint(layout, ids[-1] + 1)
+    return ids
+
+
+def _array_element(spec: dict, index: int, ids: list[int]) -> dict:
+    array = spec.get("array")
+    if not array:
+        return spec
+    element = dict(spec)
+    element["array"] = {**array, "index": array["first"] + index, "id": ids[0] if ids else None}
+    return element
+
+
+def _publish_one(layout: Layout, spec: dict, script: bytes, start: int) -> int:
+    tmp = layout.jobs / f".new.{os.getpid()}.{os.urandom(4).hex()}"
+    os.mkdir(tmp, 0o700)
+    try:
+        fsutil.write_new(tmp / "script", script, mode=0o700)
+        fsutil.write_new(tmp / "job.json", json.dumps(spec, sort_keys=True).encode() + b"\n")
+        fsutil.fsync_dir(tmp)
+        job = start
+        while True:
+            try:
+                os.rename(tmp, layout.job_dir(job))
+                return job
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                job += 1
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise fsutil.translate_error(exc, tmp) from None
+
+
+def fix_array_id(spec: dict, first_id: int) -> dict:
+    """Array elements published before the first id was known point to it."""
+    if spec.get("array") and spec["array"].get("id") is None:
+        spec = dict(spec, array={**spec["array"], "id": first_id})
+    return spec
+
+
+def _read_hint(layout: Layout) -> int:
+    try:
+        return max(1, int(fsutil.read_bytes(layout.nextid) or b"1"))
+    except ValueError:
+        return 1
+
+
+def _write_hint(layout: Layout, value: int) -> None:
+    # a hint only: publish() moves past taken ids, so no fsync is needed
+    try:
+        fsutil.atomic_write(layout.nextid, b"%d\n" % value, sync=False)
+    except OSError:
+        pass
+
+
+def job_ids(layout: Layout) -> list[int]:
+    """Every job id that has a directory, in id order (tombstones included)."""
+    try:
+        names = os.listdir(layout.jobs)
+    except FileNotFoundError:
+        return []
+    return sorted(i for i in map(parse_job_name, names) if i is not None)
+
+
+def load(layout: Layout, job: int) -> Job:
+    """The job as it is on disk; NoSuchJob for unknown or deleted ids."""
+    folder = layout.job_dir(job)
+    try:
+        spec = fsutil.read_json(folder / "job.json")
+        state = fsutil.read_json(folder / "state.json")
+    except (ValueError, NotADirectoryError):
+        raise NoSuchJob(f"job {job}: unreadable record") from None
+    if spec is None or (state or {}).get("state") == states.DELETED:
+        raise NoSuchJob(f"no such job {job}")
+    return Job(job, fix_array_id(spec, job), State.from_dict(state) if state else initial_state(spec))
+
+
+def initial_state(spec: dict) -> State:
+    return State(state=states.HELD if spec.get("hold") else states.QUEUED)
+
+
+def is_claimed(layout: Layout, job: int) -> bool:
+    return (layout.job_dir(job) / "state.json").exists()
+
+
+def save(layout: Layout, job: Job) -> None:
+    fsutil.write_json(layout.job_dir(job.id) / "state.json", dataclasses.asdict(job.state))
+
+
+def bury(layout: Layout, job: Job) -> None:
+    """Turn a saved deleted job into a tombstone: keep job.json and state.json."""
+    folder = layout.job_dir(job.id)
+    for entry in os.scandir(folder):
+        if entry.name not in ("job.json", "state.json"):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
+
+
+def parse_id(text: str) -> int:
+    """A job id as users type it: '42', '00042'; UsageError for anything else."""
+    text = str(text).strip()
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise UsageError(f"invalid job id {text!r}")
+    return int(text)
+
+

@@ -1,0 +1,64 @@
+"""Job types: declarative YAML files that say how a kind of job is held and
+when it is restarted.
+
+    # etc/jobtypes/gtransfer.yaml
+    hold_signal: INT          # sent to the process group by gqhold
+    restart_on: [75]          # exit values that mean "run it again"
+    restart_limit: 3          # at most this many automatic restarts
+    environment:              # added to the job's environment
+      X509_USER_PROXY: ...    # $VARS expand against the job environment and $UID
+
+The user's GSAT_HOME/jobtypes/NAME.yaml overrides the shipped one of the
+same name.  Only the controller parses these files (PyYAML); the tools only
+check that a type exists.
+"""
+
+import dataclasses
+import pathlib
+
+from gsat import signames
+from gsat.errors import UsageError
+
+KEYS = {"hold_signal", "restart_on", "restart_limit", "environment", "description"}
+
+
+@dataclasses.dataclass(frozen=True)
+class JobType:
+    name: str
+    hold_signal: int = 15
+    restart_on: tuple[int, ...] = ()
+    restart_limit: int = 0
+    environment: dict = dataclasses.field(default_factory=dict)
+
+
+def search_path(user_dir: pathlib.Path, system_dir: pathlib.Path) -> list[pathlib.Path]:
+    return [user_dir, system_dir]
+
+
+def find(name: str, dirs: list[pathlib.Path]) -> pathlib.Path:
+    """The file that defines type `name`; UsageError when there is none."""
+    if not name or "/" in name or name.startswith("."):
+        raise UsageError(f"unknown job type {name!r}")
+    for folder in dirs:
+        path = folder / f"{name}.yaml"
+        if path.is_file():
+            return path
+    raise UsageError(f"unknown job type {name!r}")
+
+
+def load(name: str, dirs: list[pathlib.Path]) -> JobType:
+    import yaml
+    path = find(name, dirs)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    if not isinstance(data, dict) or set(data) - KEYS:
+        raise UsageError(f"{path}: expected keys among {', '.join(sorted(KEYS))}")
+    return JobType(
+        name=name,
+        hold_signal=signames.parse(data.get("hold_signal", "TERM")),
+        restart_on=tuple(int(v) for v in data.get("restart_on") or ()),
+        restart_limit=int(data.get("restart_limit", 0)),
+        environment={str(k): str(v) for k, v in (data.get("environment") or {}).items()},
+    )

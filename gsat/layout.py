@@ -1,0 +1,97 @@
+"""Where everything lives inside GSAT_HOME (names only, no I/O but mkdir).
+
+    GSAT_HOME/
+      config.yaml            optional user config (keys: gsat.config.DEFAULTS)
+      nextid                 hint for the next job id (never trusted alone)
+      jobtypes/NAME.yaml     the user's job types
+      services/onEVENT/      the user's services
+      jobs/0000042/          one directory per job, the id zero-padded
+        job.json             what was submitted (written once by gqsub)
+        script               the copy of the job script
+        state.json           state, host, times, exit (written by the controller)
+        stdout, stderr       the job's output unless -o/-e send it elsewhere
+        events.log           append-only, one JSON line per event
+        runs/N.start         shepherd's record of run N: pids, start ticks, boot id
+        runs/N.exit          shepherd's durable exit record of run N
+        waiters/             FIFOs of gqwait calls, written by the controller
+      spool/HOST/            one inbox per host's controller (see gsat.spool)
+        tmp/ new/ bad/       message delivery, Maildir-style
+        reply/               FIFOs on which clients wait for answers
+      hosts/HOST/            lock, pid, log, heartbeat of that host's controller
+
+Stdlib only.
+"""
+
+import os
+import pathlib
+import stat
+
+from gsat.errors import HomeUnusable
+
+JOB_DIGITS = 7
+
+
+class Layout:
+    def __init__(self, home: pathlib.Path, host: str):
+        self.home = pathlib.Path(home)
+        self.host = host
+        self.jobs = self.home / "jobs"
+        self.nextid = self.home / "nextid"
+
+    def job_dir(self, job: int) -> pathlib.Path:
+        return self.jobs / job_name(job)
+
+    def spool(self, host: str | None = None) -> pathlib.Path:
+        return self.home / "spool" / (host or self.host)
+
+    def host_dir(self, host: str | None = None) -> pathlib.Path:
+        return self.home / "hosts" / (host or self.host)
+
+    def user_jobtypes(self) -> pathlib.Path:
+        return self.home / "jobtypes"
+
+    def user_services(self) -> pathlib.Path:
+        return self.home / "services"
+
+    def ensure(self, host: str | None = None) -> None:
+        """Create what this host needs (mode 0700) and refuse unsafe modes."""
+        _mkdir(self.home)
+        check_private(self.home)
+        for path in (self.jobs, self.home / "spool", self.spool(host), self.home / "hosts",
+                     self.host_dir(host)):
+            _mkdir(path)
+        check_private(self.spool(host))
+        for sub in ("tmp", "new", "bad", "reply"):
+            _mkdir(self.spool(host) / sub)
+
+
+def job_name(job: int) -> str:
+    return f"{job:0{JOB_DIGITS}d}"
+
+
+def parse_job_name(name: str) -> int | None:
+    return int(name) if name.isdigit() and len(name) >= JOB_DIGITS else None
+
+
+def check_private(path: pathlib.Path) -> None:
+    """HomeUnusable unless `path` is a real directory of ours, not writable by others."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise HomeUnusable(f"{path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise HomeUnusable(f"{path} is not a directory")
+    if info.st_uid != os.geteuid():
+        raise HomeUnusable(f"{path} belongs to uid {info.st_uid}, not to you")
+    if info.st_mode & 0o022:
+        raise HomeUnusable(f"{path} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}); "
+                           f"chmod go-w it")
+
+
+def _mkdir(path: pathlib.Path) -> None:
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise HomeUnusable(f"cannot create {path}: {exc.strerror}") from None

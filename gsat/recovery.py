@@ -1,0 +1,106 @@
+"""How a starting controller takes on what is on disk, and how it finds a
+running job's process group.  Functions over a Controller's tables.
+
+At start (after the watch is set) the controller walks jobs/ in id order:
+
+- a job without state.json is a submission nobody took on: it becomes ours
+  (unless pinned to another host) and is queued or held;
+- an active job of ours is loaded; if it was running, its current attempt
+  N decides:
+    runs/N.exit exists          the run ended while we were down: record it
+    runs/N.start missing        we crashed between saving "running" and the
+                                shepherd's start; fence N (create the file
+                                first) so a late shepherd cannot run, requeue
+    start record, other boot    lost (exit 255)
+    shepherd still alive        adopt it: wait on a pidfd, not as a child
+    shepherd gone, no exit      lost (exit 255)
+"""
+
+import logging
+import os
+import time
+
+from gsat import jobs, procinfo, shepherd, states
+from gsat.errors import NoSuchJob
+
+log = logging.getLogger(__name__)
+
+
+def recover(ctrl) -> None:
+    for job_id in jobs.job_ids(ctrl.layout):
+        ctrl.max_seen = max(ctrl.max_seen, job_id)
+        take_on(ctrl, job_id)
+
+
+def take_on(ctrl, job_id: int) -> None:
+    """Load job `job_id` into the controller if it is active and ours."""
+    if job_id in ctrl.jobs:
+        return
+    try:
+        job = jobs.load(ctrl.layout, job_id)
+    except NoSuchJob:
+        return
+    st = job.state
+    if st.host is None:  # a new submission
+        if job.spec.get("host") not in (None, ctrl.host):
+            return
+        st.host = ctrl.host
+        jobs.save(ctrl.layout, job)
+        ctrl.jobs[job_id] = job
+        ctrl._event(job, states.QSUB)
+        return
+    if st.host != ctrl.host or st.state not in states.ACTIVE:
+        return
+    ctrl.jobs[job_id] = job
+    if st.state == states.RUNNING and job_id not in ctrl.children.values():
+        _readopt(ctrl, job)
+
+
+def _readopt(ctrl, job) -> None:
+    jobdir = str(ctrl.layout.job_dir(job.id))
+    attempt = job.state.attempt
+    if shepherd.read_exit(jobdir, attempt) is not None:
+        return ctrl.run_ended(job, time.time())
+    record = shepherd.read_start(jobdir, attempt)
+    if record is None and shepherd.fence(jobdir, attempt):
+        record = shepherd.FENCED
+    record = record or shepherd.read_start(jobdir, attempt)
+    if record.get("fenced"):
+        log.info("job %d: start %d never ran; queued again", job.id, attempt)
+        ctrl._transition(job, "requeue", time.time())
+        return
+    ident = record["shepherd"]
+    if procinfo.alive(ident) and _watch(ctrl, job, ident["pid"]):
+        log.info("job %d: adopted shepherd %d", job.id, ident["pid"])
+        return
+    ctrl.run_ended(job, time.time())  # reads the exit record if it appeared meanwhile
+
+
+def _watch(ctrl, job, pid: int) -> bool:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    ctrl.adopted[pidfd] = job.id
+    return procinfo.start_ticks(pid) is not None
+
+
+def job_pgid(ctrl, job) -> int | None:
+    """The job's process group (its pid), if the run's start record has it."""
+    record = shepherd.read_start(str(ctrl.layout.job_dir(job.id)), job.state.attempt) or {}
+    pid = record.get("job_pid")
+    if pid is None or not procinfo.alive(record.get("shepherd")):
+        # the shepherd forked the job but has not yet written its pid, or is gone
+        return _pgid_from_children(record.get("shepherd"))
+    return pid
+
+
+def _pgid_from_children(ident) -> int | None:
+    if not ident or not procinfo.alive(ident):
+        return None
+    try:
+        with open(f"/proc/{ident['pid']}/task/{ident['pid']}/children") as f:
+            kids = f.read().split()
+    except OSError:
+        return None
+    return int(kids[0]) if kids else None

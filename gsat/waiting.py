@@ -1,0 +1,72 @@
+"""Waiting for jobs without busy waiting (gqwait, gqsub --wait).
+
+The waiter makes one FIFO per job in jobs/N/waiters/, then reads the job's
+state; the controller writes a line to every FIFO there after it has saved
+an ended or deleted state.  Because the waiter creates its FIFO before it
+reads the state, and the controller saves the state before it lists the
+FIFOs, an end is never missed.  On a network file system a controller on
+another host cannot reach our FIFO, so the state is also re-read every
+poll interval.
+
+Exit values: the job's (0 when all succeeded, else the first failure in
+the order given; with any=True the first to end), 255 for a deleted or
+lost job, 124 on timeout.
+"""
+
+import os
+import time
+
+from gsat import client, fifo, jobs, states, watch
+from gsat.errors import EXIT_LOST, WAIT_TIMEOUT, NoSuchJob
+
+
+def wait_jobs(ctx, ids: list[int], timeout: float | None = None, any_: bool = False) -> int:
+    for job_id in ids:
+        jobs.load(ctx.layout, job_id)  # NoSuchJob (exit 3) before waiting at all
+    client.ensure_controller(ctx)
+    fifos = {job_id: _make_fifo(ctx.layout, job_id) for job_id in ids}
+    try:
+        return _loop(ctx, ids, fifos, timeout, any_)
+    finally:
+        for path, fd in fifos.values():
+            fifo.remove(path, fd)
+
+
+def _loop(ctx, ids, fifos, timeout, any_) -> int:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    recheck = ctx.config["poll_interval"] if watch.is_network(ctx.layout.jobs) else None
+    done: dict[int, int] = {}
+    while True:
+        for job_id in ids:
+            if job_id not in done:
+                value = exit_value(ctx.layout, job_id)
+                if value is not None:
+                    done[job_id] = value
+                    if any_:
+                        return value
+        if len(done) == len(ids):
+            return next((done[i] for i in ids if done[i] != 0), 0)
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return WAIT_TIMEOUT
+        waits = [t for t in (left, recheck) if t is not None]
+        fds = [fd for job_id, (_, fd) in fifos.items() if job_id not in done]
+        for fd in fifo.wait(fds, min(waits) if waits else None):
+            fifo.read(fd)
+
+
+def exit_value(layout, job_id: int) -> int | None:
+    """The job's final exit value, or None while it may still run."""
+    try:
+        job = jobs.load(layout, job_id)
+    except NoSuchJob:
+        return EXIT_LOST  # deleted meanwhile
+    if job.state.state in states.ENDED:
+        return job.state.exit if job.state.exit is not None else EXIT_LOST
+    return None
+
+
+def _make_fifo(layout, job_id: int) -> tuple[str, int]:
+    folder = layout.job_dir(job_id) / "waiters"
+    os.makedirs(folder, 0o700, exist_ok=True)
+    return fifo.create(folder)

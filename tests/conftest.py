@@ -1,0 +1,34 @@
+import os
+
+import pytest
+
+from helpers import Gsat
+
+
+@pytest.fixture
+def gsat(tmp_path):
+    """A fresh GSAT_HOME (autostart off) with helpers; no controller yet."""
+    g = Gsat(tmp_path / "home")
+    yield g
+    g.cleanup()
+
+
+@pytest.fixture
+def running(gsat):
+    """A GSAT_HOME with its controller running (`gsatlc run` subprocess)."""
+    gsat.start()
+    return gsat
+
+
+@pytest.fixture
+def home_env(tmp_path, monkeypatch):
+    """For in-process tests: GSAT_HOME and GSAT_HOSTNAME set in os.environ."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("GSAT_HOME", str(home))
+    monkeypatch.setenv("GSAT_HOSTNAME", "testhost")
+    return home
+
+
+def pytest_configure(config):
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")

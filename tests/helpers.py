@@ -1,0 +1,134 @@
+"""Test helpers: waiting on a condition with a deadline, and driving the
+installed commands and a real `gsatlc run` in a GSAT_HOME of the test's own."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+HOST = "testhost"
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    """Poll `predicate` until it returns a true value; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+
+
+class Gsat:
+    """One GSAT_HOME with its environment, commands and controller."""
+
+    def __init__(self, home: Path, host: str = HOST, config: dict | None = None):
+        self.home = home
+        self.host = host
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.env = dict(os.environ, GSAT_HOME=str(home), GSAT_HOSTNAME=host,
+                        PATH=f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        for var in ("GSAT_WATCH", "GSAT_CHANNEL"):
+            if os.environ.get(var):
+                self.env[var] = os.environ[var]
+        self.write_config({"autostart": False, "kill_grace": 2, **(config or {})})
+        self.controllers: list[subprocess.Popen] = []
+
+    def write_config(self, values: dict) -> None:
+        import yaml
+        (self.home / "config.yaml").write_text(yaml.safe_dump(values))
+
+    def run(self, *args, input=None, timeout=60, check=False, env=None, cwd=None):
+        """Run a gsat command as a user types it; return CompletedProcess (text)."""
+        cmd = [str(BIN / args[0]), *map(str, args[1:])]
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                              env={**self.env, **(env or {})}, cwd=cwd)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{args} exited {proc.returncode}: {proc.stderr}")
+        return proc
+
+    def submit(self, script: str, *options, **kw) -> int:
+        """gqsub a script given as text; return the job id."""
+        proc = self.run("gqsub", *options, input=script, check=True, **kw)
+        return int(proc.stdout.split()[0])
+
+    def start(self, env=None) -> subprocess.Popen:
+        """Start `gsatlc run` in the foreground as a child; wait until it serves."""
+        log = open(self.home / f"controller-{len(self.controllers)}.log", "ab")
+        proc = subprocess.Popen([str(BIN / "gsatlc"), "run"], env={**self.env, **(env or {})},
+                                stdout=log, stderr=log, start_new_session=True)
+        self.controllers.append(proc)
+        wait_for(lambda: self.run("gsatlc", "status").returncode == 0 or proc.poll() is not None,
+                 what="controller start")
+        assert proc.poll() is None, f"controller exited: {self.log()}"
+        return proc
+
+    def log(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in sorted(self.home.glob("controller-*.log")))
+
+    def crash(self, proc: subprocess.Popen) -> None:
+        """kill -9 the controller and reap it."""
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def job_dir(self, job: int) -> Path:
+        return self.home / "jobs" / f"{job:07d}"
+
+    def state(self, job: int) -> dict:
+        proc = self.run("gqstat", "--json", job)
+        rows = json.loads(proc.stdout or "[]")
+        return rows[0] if rows else {}
+
+    def wait_state(self, job: int, *states, timeout: float = 20.0) -> dict:
+        return wait_for(lambda: (s := self.state(job)) and s.get("state") in states and s,
+                        timeout, f"job {job} to be {'/'.join(states)}")
+
+    def events(self, job: int) -> list[str]:
+        path = self.job_dir(job) / "events.log"
+        if not path.exists():
+            return []
+        return [json.loads(line)["name"] for line in path.read_text().splitlines() if line.strip()]
+
+    def cleanup(self) -> None:
+        """Kill what the test started: controllers, shepherds and job groups."""
+        for proc in self.controllers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        pid_file = self.home / "hosts" / self.host / "pid"
+        _kill_pid_file(pid_file)
+        for start in self.home.glob("jobs/*/runs/*.start"):
+            try:
+                record = json.loads(start.read_text())
+            except (OSError, ValueError):
+                continue
+            if record.get("job_pid"):
+                _quietly(os.killpg, record["job_pid"], signal.SIGKILL)
+            shepherd = (record.get("shepherd") or {}).get("pid")
+            if shepherd:
+                _quietly(os.kill, shepherd, signal.SIGKILL)
+
+
+def _kill_pid_file(path: Path) -> None:
+    try:
+        pid = int(path.read_text())
+    except (OSError, ValueError):
+        return
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and b"gsatlc" in cmdline.read_bytes():
+        _quietly(os.kill, pid, signal.SIGKILL)
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except (ProcessLookupError, PermissionError):
+        pass
