@@ -1,0 +1,4 @@
+#!/bin/sh
+#GSAT -N fails -j oe
+echo "about to fail" >&2
+exit 3

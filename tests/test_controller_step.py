@@ -1,0 +1,153 @@
+"""The controller in-process, one step(now) at a time: the crash windows and
+timings that end-to-end tests cannot reach on purpose."""
+
+import json
+import os
+import time
+
+import pytest
+
+from gsat import config, fifo, jobs, messages, shepherd, states
+from gsat.controller import Controller
+from gsat.layout import Layout
+from helpers import wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def make_spec(tmp_path, **extra):
+    return {"name": "t", "args": [], "workdir": str(tmp_path), "stdout": None, "stderr": None,
+            "join": False, "env": {"PATH": os.environ["PATH"]}, "host": None, "jobtype": "default",
+            "hold": False, "array": None, "user": "u", "submit_home": "/", "submit_host": "h",
+            "submit_dir": str(tmp_path), "submitted": time.time(), **extra}
+
+
+@pytest.fixture
+def ctrl(home_env):
+    c = Controller(config.load())
+    c.open()
+    yield c
+    for job in c.jobs.values():
+        if job.state.state == states.RUNNING:
+            c._kill(job, 9)
+
+
+def submit(ctrl, tmp_path, script="#!/bin/sh\nexit 0\n", **extra):
+    (job_id,) = jobs.publish(ctrl.layout, make_spec(tmp_path, **extra), script.encode())
+    ctrl.channel.send(messages.Submit(jobs=[job_id]))
+    return job_id
+
+
+def step_until(ctrl, job_id, *wanted, timeout=10.0):
+    def done():
+        ctrl.step(time.time())
+        job = ctrl.jobs.get(job_id) or jobs.load(ctrl.layout, job_id)
+        return job.state.state in wanted
+    wait_for(done, timeout, f"job {job_id} to be {wanted}")
+    return jobs.load(ctrl.layout, job_id)
+
+
+def test_step_runs_a_job_to_its_exit_value(ctrl, tmp_path):
+    job_id = submit(ctrl, tmp_path, "#!/bin/sh\nexit 4\n")
+    job = step_until(ctrl, job_id, states.FAILED)
+    assert job.state.exit == 4 and job.state.run == 1
+
+
+def test_answers_reach_the_waiting_fifo(ctrl):
+    path, fd = fifo.create(ctrl.layout.spool() / "reply")
+    ctrl.channel.send(messages.Raw(text="HOST?", reply=os.path.basename(path)))
+    ctrl.step(time.time())
+    assert messages.decode_answer(fifo.read(fd)).text == "testhost"
+    fifo.remove(path, fd)
+
+
+def test_kill_escalates_to_sigkill_after_grace(ctrl, tmp_path):
+    job_id = submit(ctrl, tmp_path, "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n")
+    step_until(ctrl, job_id, states.RUNNING)
+    wait_for(lambda: (shepherd.read_start(str(ctrl.layout.job_dir(job_id)), 1) or {}).get("job_pid"))
+    ctrl.handle(messages.Delete(jobs=[job_id]), time.time())
+    assert ctrl.jobs[job_id].state.pending == "delete"
+    assert job_id in ctrl.kill_at
+    ctrl.step(time.time() + ctrl.config["kill_grace"] + 1)  # the grace is over
+    wait_for(lambda: (ctrl.step(time.time()), job_id not in ctrl.jobs)[1], what="the kill")
+    with pytest.raises(Exception):
+        jobs.load(ctrl.layout, job_id)
+
+
+def test_a_start_interrupted_before_the_shepherd_is_fenced_and_requeued(home_env, tmp_path):
+    cfg = config.load()
+    layout = Layout(cfg.home, cfg.host)
+    layout.ensure()
+    (job_id,) = jobs.publish(layout, make_spec(tmp_path), b"#!/bin/sh\necho run=$GSAT_RUN\n")
+    # the controller saved "running, attempt 1" and died before forking
+    job = jobs.load(layout, job_id)
+    job.state = jobs.State(state=states.RUNNING, host=cfg.host, run=1, attempt=1, started=time.time())
+    jobs.save(layout, job)
+    ctrl = Controller(cfg)
+    ctrl.open()
+    jobdir = str(layout.job_dir(job_id))
+    assert shepherd.read_start(jobdir, 1) == shepherd.FENCED
+    job = step_until(ctrl, job_id, states.FINISHED)
+    assert job.state.attempt == 2 and job.state.run == 1
+    assert (layout.job_dir(job_id) / "stdout").read_text() == "run=1\n"
+
+
+def test_a_fenced_shepherd_does_not_run_the_job(home_env, tmp_path):
+    jobdir = tmp_path / "job"
+    (jobdir / "runs").mkdir(parents=True)
+    marker = tmp_path / "ran"
+    script = jobdir / "script"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    script.chmod(0o700)
+    assert shepherd.fence(str(jobdir), 1)
+    spec = shepherd.RunSpec(job=1, run=1, jobdir=str(jobdir), argv=[str(script)], env={}, cwd="/",
+                            stdout=str(jobdir / "out"), stderr=None, controller_pid=os.getpid())
+    pid = shepherd.start(spec)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert not marker.exists() and shepherd.read_exit(str(jobdir), 1) is None
+
+
+def test_a_start_record_from_another_boot_means_lost(home_env, tmp_path):
+    cfg = config.load()
+    layout = Layout(cfg.home, cfg.host)
+    layout.ensure()
+    (job_id,) = jobs.publish(layout, make_spec(tmp_path), b"#!/bin/sh\n")
+    job = jobs.load(layout, job_id)
+    job.state = jobs.State(state=states.RUNNING, host=cfg.host, run=1, attempt=1)
+    jobs.save(layout, job)
+    runs = layout.job_dir(job_id) / "runs"
+    runs.mkdir()
+    (runs / "1.start").write_text(json.dumps(
+        {"shepherd": {"pid": os.getpid(), "ticks": 1, "boot": "another-boot"}, "job_pid": os.getpid()}))
+    ctrl = Controller(cfg)
+    ctrl.open()
+    job = jobs.load(layout, job_id)
+    assert job.state.state == states.FAILED and job.state.exit == 255
+
+
+def test_exit_record_written_while_down_is_reported(home_env, tmp_path):
+    cfg = config.load()
+    layout = Layout(cfg.home, cfg.host)
+    layout.ensure()
+    (job_id,) = jobs.publish(layout, make_spec(tmp_path), b"#!/bin/sh\n")
+    job = jobs.load(layout, job_id)
+    job.state = jobs.State(state=states.RUNNING, host=cfg.host, run=1, attempt=1)
+    jobs.save(layout, job)
+    runs = layout.job_dir(job_id) / "runs"
+    runs.mkdir()
+    (runs / "1.start").write_text(json.dumps({"shepherd": {"pid": 1, "ticks": 0, "boot": "x"}}))
+    (runs / "1.exit").write_text(json.dumps({"exit": 42, "signal": None, "ended": time.time()}))
+    Controller(cfg).open()
+    assert jobs.load(layout, job_id).state.exit == 42
+
+
+def test_lost_submit_message_is_found_by_the_gap_scan(ctrl, tmp_path):
+    (lost,) = jobs.publish(ctrl.layout, make_spec(tmp_path), b"#!/bin/sh\n")  # no message sent
+    later = submit(ctrl, tmp_path)
+    step_until(ctrl, later, states.FINISHED)
+    step_until(ctrl, lost, states.FINISHED)
+
+
+def test_idle_controller_sleeps_without_timeout(ctrl):
+    ctrl.step(time.time())
+    assert ctrl._timeout(time.time()) is None

@@ -1,0 +1,85 @@
+"""The shape of the package: imports point one way (STYLE.md), the shipped
+config matches the built-in defaults, every console script exists."""
+
+import ast
+import configparser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gsat import config
+
+ROOT = Path(__file__).resolve().parent.parent
+PKG = ROOT / "gsat"
+
+# lower layers may never import higher ones
+LAYERS = [
+    {"errors", "states", "messages", "config", "layout", "signames"},
+    {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon"},
+    {"jobs", "jobtypes", "environment", "shepherd", "scheduler", "eventlog", "submit",
+     "recovery", "waiting", "client", "services"},
+    {"controller", "mailgate"},
+    {"cli"},
+]
+RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def gsat_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gsat"):
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                names.add(parts[1])
+            else:
+                names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("gsat."))
+    return names
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    return rel.parts[0] if len(rel.parts) > 1 else path.stem
+
+
+@pytest.mark.parametrize("path", sorted(PKG.rglob("*.py")), ids=lambda p: str(p.relative_to(PKG)))
+def test_imports_point_down(path):
+    me = module_name(path)
+    if me == "__init__":
+        return
+    assert me in RANK, f"{me} is in no layer of this test"
+    for other in gsat_imports(path) - {me, "__version__"}:
+        assert other in RANK, f"{path.name} imports unknown module {other}"
+        assert RANK[other] <= RANK[me], f"{path.name} ({me}) imports {other}, a higher layer"
+
+
+def test_cli_imports_the_controller_only_in_gsatlc():
+    for path in (PKG / "cli").glob("*.py"):
+        uses = "controller" in gsat_imports(path) or "mailgate" in gsat_imports(path)
+        assert not uses or path.stem in ("gsatlc", "mailgate"), path.name
+
+
+def test_controller_and_mailgate_never_import_each_other():
+    for a, b in (("controller", "mailgate"), ("mailgate", "controller")):
+        path = PKG / f"{a}.py"
+        if path.exists():
+            assert b not in gsat_imports(path)
+
+
+def test_shipped_config_is_the_defaults():
+    shipped = yaml.safe_load((ROOT / "etc" / "gsat.yaml").read_text())
+    assert shipped == config.DEFAULTS
+
+
+def test_every_console_script_has_a_launcher_and_an_entry():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    scripts = [line.split("=")[0].strip() for line in
+               cfg["options.entry_points"]["console_scripts"].strip().splitlines()]
+    for required in ("gqsub", "gqstat", "gqdel", "gqhold", "gqrls", "gqsig", "gqwait",
+                     "gqpeek", "gsatlc", "gsatctl", "sendcmd"):
+        assert required in scripts
+    for name in scripts:
+        assert (ROOT / "bin" / name).is_file(), f"bin/{name} missing"
