@@ -20,7 +20,7 @@ import select
 import signal
 import time
 
-from gsat import eventlog, fifo, jobs, jobtypes, messages, recovery, scheduler, shepherd, signames, states
+from gsat import eventlog, fifo, heartbeat, jobs, jobtypes, messages, recovery, scheduler, shepherd, signames, states
 from gsat.channel import open_channel
 from gsat.config import Config, share_dir
 from gsat.environment import for_run
@@ -46,6 +46,8 @@ class Controller:
         self.stopping = False
         self.max_seen = 0
         self.watcher = None
+        self.started = time.time()
+        self.next_beat = 0.0
         self._types: dict[str, tuple[float, jobtypes.JobType]] = {}
 
     # ---- the loop --------------------------------------------------------
@@ -61,6 +63,8 @@ class Controller:
             self._answer(msg, self.handle(msg, now))
         self._escalate_kills(now)
         self._start_ready(now)
+        if now >= self.next_beat or self.stopping:
+            self._beat(now)
 
     def run(self) -> None:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -92,8 +96,24 @@ class Controller:
 
     def _timeout(self, now: float) -> float | None:
         due = [self.watcher.interval] if self.watcher.interval else []
+        due.append(max(0.0, self.next_beat - now))
         due += [max(0.0, t - now) for t in self.kill_at.values()]
         return min(due) if due else None
+
+    def _beat(self, now: float) -> None:
+        interval = self.config["heartbeat_interval"]
+        self.next_beat = now + interval
+        record = {
+            "host": self.host, "pid": os.getpid(), "started": self.started, "time": now,
+            "interval": interval, "up": not self.stopping, "slots": self.config["slots"],
+            "scheduler": self.config["scheduler"], "load": list(os.getloadavg()),
+            "running": sorted(j.id for j in self.jobs.values() if j.state.state == states.RUNNING),
+            "memory": heartbeat.memory(),
+        }
+        try:
+            heartbeat.write(self.layout, record)
+        except OSError as exc:
+            log.warning("cannot write the heartbeat: %s", exc)
 
     def _handle_flags(self) -> None:
         if "stop" in self.flags:
@@ -110,6 +130,9 @@ class Controller:
             return handler(msg, now) or messages.Answer()
         except GsatError as exc:
             return messages.Answer(code=exc.code, text=str(exc))
+        except OSError as exc:  # one failing command must not take the controller down
+            log.exception("%s failed", msg.kind)
+            return messages.Answer(code=Refused.code, text=f"{msg.kind} failed: {exc}")
 
     def _per_job(self, msg, handler, now: float) -> messages.Answer:
         results, first = {}, 0
@@ -117,9 +140,12 @@ class Controller:
             try:
                 handler(job_id, msg, now)
                 results[str(job_id)] = [0, ""]
-            except GsatError as exc:
-                results[str(job_id)] = [exc.code, str(exc)]
-                first = first or exc.code
+            except (GsatError, OSError) as exc:
+                code = exc.code if isinstance(exc, GsatError) else Refused.code
+                if not isinstance(exc, GsatError):
+                    log.exception("%s of job %d failed", msg.kind, job_id)
+                results[str(job_id)] = [code, str(exc)]
+                first = first or code
         return messages.Answer(code=first, results=results)
 
     def _answer(self, msg: messages.Message, answer: messages.Answer) -> None:
@@ -255,7 +281,12 @@ class Controller:
         event = change_state(job, "start", now)
         job.state.host = self.host
         jobs.save(self.layout, job)
-        pid = shepherd.start(self._run_spec(job))
+        try:
+            pid = shepherd.start(self._run_spec(job))
+        except OSError as exc:  # no fork (EAGAIN, ENOMEM): the run is lost, not the controller
+            log.error("job %d: cannot start a shepherd: %s", job.id, exc)
+            self.run_ended(job, now)
+            return
         self.children[pid] = job.id
         self._event(job, event)
 

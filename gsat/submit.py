@@ -95,7 +95,7 @@ def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str
         "mail_to": _split(opts.get("mail_to")),
         "on": _on(opts.get("on") or []),
         "array": _array(opts.get("array")),
-        "user": environ.get("USER") or environ.get("LOGNAME") or str(os.getuid()),
+        "user": environ.get("USER") or environ.get("LOGNAME") or _login_name(),
         "uid": os.getuid(),
         "submit_host": socket.gethostname(),
         "submit_dir": cwd,
@@ -163,3 +163,11 @@ def _array(text: str | None) -> dict | None:
     if last < first or last - first + 1 > MAX_ARRAY or limit == 0:
         raise UsageError(f"-t {text}: need FIRST <= LAST, at most {MAX_ARRAY} jobs, MAX >= 1")
     return {"first": first, "last": last, "max": limit}
+
+
+def _login_name() -> str:
+    import pwd
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())

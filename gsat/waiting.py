@@ -24,7 +24,7 @@ def wait_jobs(ctx, ids: list[int], timeout: float | None = None, any_: bool = Fa
     for job_id in ids:
         jobs.load(ctx.layout, job_id)  # NoSuchJob (exit 3) before waiting at all
     client.ensure_controller(ctx)
-    fifos = {job_id: _make_fifo(ctx.layout, job_id) for job_id in ids}
+    fifos = {job_id: make_fifo(ctx.layout, job_id) for job_id in ids}
     try:
         return _loop(ctx, ids, fifos, timeout, any_)
     finally:
@@ -66,7 +66,7 @@ def exit_value(layout, job_id: int) -> int | None:
     return None
 
 
-def _make_fifo(layout, job_id: int) -> tuple[str, int]:
+def make_fifo(layout, job_id: int) -> tuple[str, int]:
     folder = layout.job_dir(job_id) / "waiters"
     os.makedirs(folder, 0o700, exist_ok=True)
     return fifo.create(folder)

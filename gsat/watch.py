@@ -62,7 +62,7 @@ class InotifyWatcher:
         import inotify_simple
         flags = inotify_simple.flags
         self._inotify = inotify_simple.INotify()
-        self._inotify.add_watch(os.fspath(path), flags.MOVED_TO | flags.CREATE | flags.CLOSE_WRITE)
+        self._inotify.add_watch(os.fspath(path), flags.MOVED_TO | flags.CREATE | flags.CLOSE_WRITE | flags.MODIFY)
         self._overflow = flags.Q_OVERFLOW
 
     def fileno(self):

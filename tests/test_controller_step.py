@@ -148,6 +148,7 @@ def test_lost_submit_message_is_found_by_the_gap_scan(ctrl, tmp_path):
     step_until(ctrl, lost, states.FINISHED)
 
 
-def test_idle_controller_sleeps_without_timeout(ctrl):
-    ctrl.step(time.time())
-    assert ctrl._timeout(time.time()) is None
+def test_idle_controller_sleeps_until_its_next_heartbeat(ctrl):
+    now = time.time()
+    ctrl.step(now)
+    assert ctrl._timeout(now) == pytest.approx(ctrl.config["heartbeat_interval"])

@@ -16,9 +16,10 @@ PKG = ROOT / "gsat"
 # lower layers may never import higher ones
 LAYERS = [
     {"errors", "states", "messages", "config", "layout", "signames"},
-    {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon"},
+    {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
+     "heartbeat", "procstats"},
     {"jobs", "jobtypes", "environment", "shepherd", "scheduler", "eventlog", "submit",
-     "recovery", "waiting", "client", "services"},
+     "recovery", "waiting", "client", "services", "follow"},
     {"controller", "mailgate"},
     {"cli"},
 ]

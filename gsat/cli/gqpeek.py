@@ -1,4 +1,5 @@
-"""gqpeek [-e] [-n N] ID: print a job's stdout (stderr with -e)."""
+"""gqpeek [-e] [-f] [-n N] ID: print a job's stdout (stderr with -e); -f
+follows it live until the job ends and exits with the job's exit value."""
 
 import os
 import sys
@@ -13,6 +14,8 @@ PROG = "gqpeek"
 def main(argv: list[str]) -> int:
     p = parser(PROG, "Print a job's standard output or error.")
     p.add_argument("-e", dest="stderr", action="store_true", help="standard error instead")
+    p.add_argument("-f", dest="follow", action="store_true",
+                   help="follow until the job ends, then exit with its exit value")
     p.add_argument("-n", dest="lines", type=int, metavar="N", help="only the last N lines")
     p.add_argument("id", metavar="ID")
     args = p.parse_args(argv)
@@ -26,9 +29,14 @@ def main(argv: list[str]) -> int:
             data = f.read()
     except FileNotFoundError:
         data = b""  # queued, or nothing written yet
+    size = len(data)
     if args.lines is not None:
         data = b"".join(data.splitlines(keepends=True)[-args.lines:]) if args.lines > 0 else b""
     sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    if args.follow:
+        from gsat.follow import follow
+        return follow(layout, job_id, path, sys.stdout.buffer, config["poll_interval"], size)
     return 0
 
 

@@ -12,7 +12,7 @@ from gsat.errors import NO_SUCH_JOB, NoSuchJob
 from gsat.layout import Layout
 
 PROG = "gqstat"
-COLUMNS = ("ID", "STATE", "HOST", "NAME", "EXIT", "SUBMITTED", "STARTED", "ENDED")
+COLUMNS = ("ID", "STATE", "HOST", "NAME", "EXIT", "ELAPSED", "SUBMITTED", "STARTED", "ENDED")
 
 
 def main(argv: list[str]) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
                 say(PROG, str(exc))
                 code = NO_SUCH_JOB
     found = [j for j in found if _matches(j, args)]
-    out = _json(found) if args.json else _full(found) if args.full else _table(found)
+    out = _json(found) if args.json else _full(layout, found) if args.full else _table(found)
     sys.stdout.write(out)
     return code
 
@@ -62,13 +62,25 @@ def _json(found) -> str:
     return json.dumps([record(j) for j in found], indent=1) + "\n"
 
 
-def _full(found) -> str:
+def _full(layout, found) -> str:
     blocks = []
     for job in found:
-        lines = [f"{k}={_flat(v)}" for k, v in record(job).items()]
+        fields = record(job)
+        if job.state.state == states.RUNNING:
+            fields.update(_live(layout, job))
+        lines = [f"{k}={_flat(v)}" for k, v in fields.items()]
         lines += [f"spec.{k}={_flat(v)}" for k, v in sorted(job.spec.items()) if k != "env"]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
+
+
+def _live(layout, job) -> dict:
+    """pid, processes, cpu_percent, rss_bytes, elapsed of a running job's tree."""
+    from gsat import procstats, shepherd
+    record = shepherd.read_start(str(layout.job_dir(job.id)), job.state.attempt) or {}
+    if not record.get("job_pid"):
+        return {}
+    return procstats.tree_figures(record["job_pid"], job.state.started)
 
 
 def _flat(value) -> str:
@@ -89,7 +101,15 @@ def _row(job) -> tuple:
     st = job.state
     return (str(job.id), job.shown_state, st.host or job.spec.get("host") or "-",
             (job.spec.get("name") or "")[:24], "-" if st.exit is None else str(st.exit),
-            _time(job.spec.get("submitted")), _time(st.started), _time(st.ended))
+            _duration(st), _time(job.spec.get("submitted")), _time(st.started), _time(st.ended))
+
+
+def _duration(st) -> str:
+    """Elapsed time of a running job, or the length of the last run."""
+    if not st.started or (st.state != states.RUNNING and not st.ended):
+        return "-"
+    seconds = int((st.ended if st.state != states.RUNNING else time.time()) - st.started)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _time(stamp) -> str:
