@@ -26,6 +26,12 @@ def context() -> Context:
     return Context(config, layout)
 
 
+def with_timeout(ctx: Context, seconds: float) -> Context:
+    """The same context with another answer timeout."""
+    values = {**ctx.config.values, "timeout": seconds}
+    return dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, values=values))
+
+
 def ensure_controller(ctx: Context) -> None:
     """Start this host's controller when none runs and the config allows it."""
     if ctx.config["autostart"] and daemon.running_pid(ctx.layout) is None:

@@ -26,7 +26,7 @@ DEFAULTS = {
     "timeout": 10.0,           # seconds a client waits for a controller's answer
     "service_timeout": 60.0,
     "heartbeat_interval": 10.0,
-    "mail": {"smtp_host": "localhost", "smtp_port": 25, "from": None, "to": None},
+    "mail": {"method": "auto", "smtp_host": "localhost", "smtp_port": 25, "from": None, "to": None},
     "mailgate": {"max_age": 604800, "smtp_host": "localhost", "smtp_port": 25},
 }
 

@@ -14,21 +14,26 @@ happens after a crash is in gsat.recovery.
 Imports: adapters and domain modules only; never the CLI or the mail gate.
 """
 
+import json
 import logging
 import os
 import select
 import signal
+import sys
 import time
 
-from gsat import eventlog, fifo, heartbeat, jobs, jobtypes, messages, recovery, scheduler, shepherd, signames, states
+from gsat import (eventlog, fifo, heartbeat, jobs, jobtypes, messages, recovery, scheduler, services,
+                  shepherd, signames, states)
 from gsat.channel import open_channel
 from gsat.config import Config, share_dir
 from gsat.environment import for_run
-from gsat.errors import EXIT_LOST, GsatError, NoSuchJob, Refused
+from gsat.errors import EXIT_LOST, GsatError, NoSuchJob, Refused, UsageError
 from gsat.jobs import Job, change_state
 from gsat.layout import Layout
 
 log = logging.getLogger(__name__)
+
+DEFERRED = object()  # handle() result: the answer is sent later (trigger --wait)
 
 
 class Controller:
@@ -47,6 +52,8 @@ class Controller:
         self.max_seen = 0
         self.watcher = None
         self.started = time.time()
+        self.services = services.Runner(config["service_timeout"])
+        self.trigger_waits: dict[str, dict] = {}  # event id -> {msg, pids, failed}
         self.next_beat = 0.0
         self._types: dict[str, tuple[float, jobtypes.JobType]] = {}
 
@@ -60,8 +67,11 @@ class Controller:
         self._handle_flags()
         self._reap_children(now)
         for msg in self.channel.receive():
-            self._answer(msg, self.handle(msg, now))
+            answer = self.handle(msg, now)
+            if answer is not DEFERRED:
+                self._answer(msg, answer)
         self._escalate_kills(now)
+        self.services.kill_overdue(now)
         self._start_ready(now)
         if now >= self.next_beat or self.stopping:
             self._beat(now)
@@ -98,6 +108,8 @@ class Controller:
         due = [self.watcher.interval] if self.watcher.interval else []
         due.append(max(0.0, self.next_beat - now))
         due += [max(0.0, t - now) for t in self.kill_at.values()]
+        if self.services.next_deadline() is not None:
+            due.append(max(0.0, self.services.next_deadline() - now))
         return min(due) if due else None
 
     def _beat(self, now: float) -> None:
@@ -194,6 +206,29 @@ class Controller:
         if job and job.state.state == states.RUNNING and job.state.attempt == msg.run:
             self.run_ended(job, now)
 
+    def _on_trigger(self, msg: messages.Trigger, now: float):
+        if msg.event in states.RESERVED_EVENTS or not states.USER_EVENT.match(msg.event):
+            raise UsageError(f"invalid event name {msg.event!r} (reserved, or not [A-Za-z][A-Za-z0-9_.-]*)")
+        job = self.jobs.get(msg.job) or jobs.load(self.layout, msg.job)
+        event, pids = self._event(job, msg.event, args=list(msg.args))
+        if msg.wait and pids:
+            self.trigger_waits[event["id"]] = {"msg": msg, "pids": set(pids), "failed": []}
+            return DEFERRED
+        return messages.Answer(text=event["id"])
+
+    def _service_ended(self, run: dict) -> None:
+        log.info("job %d: service %s of %s exited %d", run["job"], run["name"], run["event"], run["exit"])
+        waiting = self.trigger_waits.get(run["event"])
+        if waiting is None:
+            return
+        waiting["pids"].discard(run["proc"].pid)
+        if run["exit"] != 0:
+            waiting["failed"].append(f"{run['name']} exited {run['exit']}")
+        if not waiting["pids"]:
+            del self.trigger_waits[run["event"]]
+            failed = waiting["failed"]
+            self._answer(waiting["msg"], messages.Answer(code=1 if failed else 0, text="; ".join(failed)))
+
     def _on_raw(self, msg: messages.Raw, now: float) -> messages.Answer:
         text = msg.text.strip().upper()
         replies = {"ALIVE?": "ALIVE", "PID?": str(os.getpid()), "HOST?": self.host}
@@ -230,7 +265,6 @@ class Controller:
             self.jobs[job.id] = job
         else:
             self._event(job, event)
-            self._tell_waiters(job)
             self.jobs.pop(job.id, None)
             self.kill_at.pop(job.id, None)
             if job.state.state == states.DELETED:
@@ -311,11 +345,14 @@ class Controller:
         self.flags.discard("child")  # the flag only woke us; waitpid is the truth
         while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if pid in self.services.running:
+                self._service_ended(self.services.reaped(pid, status))
+                continue
             job = self.jobs.get(self.children.pop(pid, 0))
             if job and job.state.state == states.RUNNING:
                 self.run_ended(job, now)
@@ -359,23 +396,51 @@ class Controller:
             log.warning("job %d: job type %s unusable (%s); using defaults", job.id, name, exc)
             return jobtypes.JobType(name=name)
 
-    def _event(self, job: Job, name: str | None, **fields) -> None:
+    def _event(self, job: Job, name: str | None, **fields) -> tuple[dict | None, list[int]]:
+        """Record an event durably, tell the job's waiters, start its services."""
         if not name:
-            return
-        jobdir = self.layout.job_dir(job.id)
+            return None, []
+        event = eventlog.make(job.id, name, self.host, job.state.run, **fields)
+        found = self._services_for(job, name)
         try:
-            eventlog.record(jobdir, job.id, name, self.host, job.state.run, **fields)
+            if found:
+                services.put(self.layout, job.id, event)
+            eventlog.append(self.layout.job_dir(job.id), event)
         except (OSError, GsatError) as exc:
             log.error("job %d: cannot record %s: %s", job.id, name, exc)
         log.info("job %d: %s %s", job.id, name, fields or "")
+        self._tell_waiters(job, name)
+        return event, self.dispatch(job, event, found)
 
-    def _tell_waiters(self, job: Job) -> None:
+    def dispatch(self, job: Job, event: dict, found: list) -> list[int]:
+        """Start the services `found` for a recorded event; then clear it from the outbox."""
+        pids = []
+        if found:
+            env = services.environment(self._job_env(job), event)
+            pids = self.services.start(job.id, event, found, env, job.spec.get("workdir", "/"),
+                                       self.layout.job_dir(job.id), time.time())
+            services.done(self.layout, event)
+        return pids
+
+    def _services_for(self, job: Job, name: str) -> list:
+        dirs = [share_dir() / "libexec" / "services", self.layout.user_services()]
+        return services.find(name, dirs, job.spec.get("on") or [])
+
+    def _job_env(self, job: Job) -> dict:
+        env = for_run(job.id, job.spec, job.state.run, self.host, str(self.layout.home),
+                      str(self.layout.job_dir(job.id)), self._jobtype(job).environment)
+        env["GSAT_PYTHON"] = sys.executable
+        env["GSAT_LIBDIR"] = str(share_dir())
+        env["GSAT_MAIL_EVENTS"] = job.spec.get("mail_events") or ""
+        return env
+
+    def _tell_waiters(self, job: Job, event: str | None = None) -> None:
         folder = self.layout.job_dir(job.id) / "waiters"
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
             return
-        line = b'{"job":%d,"state":"%s"}\n' % (job.id, job.state.state.encode())
+        line = json.dumps({"job": job.id, "state": job.state.state, "event": event}).encode() + b"\n"
         for name in names:
             if not fifo.post(folder / name, line):
                 fifo.remove(folder / name)

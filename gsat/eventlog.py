@@ -14,13 +14,14 @@ import time
 from gsat import fsutil
 
 
-def record(jobdir, job: int, name: str, host: str, run: int, **fields) -> dict:
-    """Append one event to `jobdir`/events.log and return it."""
-    now = time.time()
-    event = {"id": f"{time.time_ns():x}-{job}", "name": name, "time": now, "host": host,
-             "run": run, **{k: v for k, v in fields.items() if v is not None}}
+def make(job: int, name: str, host: str, run: int, **fields) -> dict:
+    """A new event; ids sort in time order and are unique per job."""
+    return {"id": f"{time.time_ns():x}-{job}", "name": name, "time": time.time(), "host": host,
+            "run": run, **{k: v for k, v in fields.items() if v is not None}}
+
+
+def append(jobdir, event: dict) -> None:
     fsutil.append_line(os.path.join(jobdir, "events.log"), json.dumps(event).encode() + b"\n")
-    return event
 
 
 def read(jobdir) -> list[dict]:

@@ -156,15 +156,15 @@ def job_ids(layout: Layout) -> list[int]:
     return sorted(i for i in map(parse_job_name, names) if i is not None)
 
 
-def load(layout: Layout, job: int) -> Job:
-    """The job as it is on disk; NoSuchJob for unknown or deleted ids."""
+def load(layout: Layout, job: int, deleted_ok: bool = False) -> Job:
+    """The job as it is on disk; NoSuchJob for unknown (or deleted) ids."""
     folder = layout.job_dir(job)
     try:
         spec = fsutil.read_json(folder / "job.json")
         state = fsutil.read_json(folder / "state.json")
     except (ValueError, NotADirectoryError):
         raise NoSuchJob(f"job {job}: unreadable record") from None
-    if spec is None or (state or {}).get("state") == states.DELETED:
+    if spec is None or (state or {}).get("state") == states.DELETED and not deleted_ok:
         raise NoSuchJob(f"no such job {job}")
     return Job(job, fix_array_id(spec, job), State.from_dict(state) if state else initial_state(spec))
 

@@ -77,6 +77,17 @@ class Exited(Message):
 
 
 @dataclasses.dataclass(frozen=True)
+class Trigger(Message):
+    """A user event of a job (the `trigger` command); `wait`: answer after its services."""
+
+    kind: typing.ClassVar[str] = "trigger"
+    job: int = 0
+    event: str = ""
+    args: list[str] = dataclasses.field(default_factory=list)
+    wait: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class Raw(Message):
     """sendcmd's text commands: ALIVE?, PID?, HOST?, STOP."""
 
@@ -98,7 +109,7 @@ class Answer:
 
 
 KINDS: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (Submit, Delete, Hold, Release, Signal, Exited, Raw, Stop)
+    cls.kind: cls for cls in (Submit, Delete, Hold, Release, Signal, Exited, Trigger, Raw, Stop)
 }
 
 

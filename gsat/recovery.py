@@ -1,7 +1,8 @@
 """How a starting controller takes on what is on disk, and how it finds a
 running job's process group.  Functions over a Controller's tables.
 
-At start (after the watch is set) the controller walks jobs/ in id order:
+At start (after the watch is set) the controller walks jobs/ in id order,
+then runs the services of events left in its outbox (gsat.services):
 
 - a job without state.json is a submission nobody took on: it becomes ours
   (unless pinned to another host) and is queued or held;
@@ -20,7 +21,7 @@ import logging
 import os
 import time
 
-from gsat import jobs, procinfo, shepherd, states
+from gsat import eventlog, jobs, procinfo, services, shepherd, states
 from gsat.errors import NoSuchJob
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,22 @@ def recover(ctrl) -> None:
     for job_id in jobs.job_ids(ctrl.layout):
         ctrl.max_seen = max(ctrl.max_seen, job_id)
         take_on(ctrl, job_id)
+    for entry in services.pending(ctrl.layout):
+        _redispatch(ctrl, entry["job"], entry["event"])
+
+
+def _redispatch(ctrl, job_id: int, event: dict) -> None:
+    """Run the services of an event recorded before a crash (at least once)."""
+    try:
+        job = jobs.load(ctrl.layout, job_id, deleted_ok=True)
+    except NoSuchJob:
+        return services.done(ctrl.layout, event)
+    jobdir = ctrl.layout.job_dir(job_id)
+    if event["id"] not in {e.get("id") for e in eventlog.read(jobdir)}:
+        eventlog.append(jobdir, event)  # the crash came between outbox and event log
+    log.info("job %d: running the services of %s %s after a restart", job_id, event["name"], event["id"])
+    ctrl.dispatch(job, event, ctrl._services_for(job, event["name"]))
+    services.done(ctrl.layout, event)
 
 
 def take_on(ctrl, job_id: int) -> None:

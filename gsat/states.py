@@ -5,6 +5,8 @@ state.  `jobs.change_state` is the only function that applies it.
 Stdlib only.
 """
 
+import re
+
 QUEUED = "queued"
 HELD = "held"
 RUNNING = "running"
@@ -32,6 +34,8 @@ RESERVED_EVENTS = frozenset({
     QSUB, JOB_START, JOB_TERMINATION, JOB_HOLD, JOB_RELEASE, JOB_DELETE,
     JOB_SIGNAL, JOB_RESTART, JOB_FINISHED, JOB_FAILED,
 })
+
+USER_EVENT = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")
 
 # (state, action) -> new state.  Anything missing is refused (exit 1).
 # "hold" of a running job goes through the hold signal first; the controller

@@ -8,6 +8,9 @@ FIFOs, an end is never missed.  On a network file system a controller on
 another host cannot reach our FIFO, so the state is also re-read every
 poll interval.
 
+The controller also writes a line for every event of the job, which is how
+`gqwait --event NAME` wakes (0 when fired, 1 when the job ended first).
+
 Exit values: the job's (0 when all succeeded, else the first failure in
 the order given; with any=True the first to end), 255 for a deleted or
 lost job, 124 on timeout.
@@ -16,30 +19,33 @@ lost job, 124 on timeout.
 import os
 import time
 
-from gsat import client, fifo, jobs, states, watch
+from gsat import client, eventlog, fifo, jobs, states, watch
 from gsat.errors import EXIT_LOST, WAIT_TIMEOUT, NoSuchJob
 
 
-def wait_jobs(ctx, ids: list[int], timeout: float | None = None, any_: bool = False) -> int:
+def wait_jobs(ctx, ids: list[int], timeout: float | None = None, any_: bool = False,
+              event: str | None = None) -> int:
+    """Block until the jobs end (or, with `event`, fire it: 0, or end first: 1)."""
     for job_id in ids:
         jobs.load(ctx.layout, job_id)  # NoSuchJob (exit 3) before waiting at all
     client.ensure_controller(ctx)
     fifos = {job_id: make_fifo(ctx.layout, job_id) for job_id in ids}
+    value_of = exit_value if event is None else (lambda layout, job_id: fired(layout, job_id, event))
     try:
-        return _loop(ctx, ids, fifos, timeout, any_)
+        return _loop(ctx, ids, fifos, timeout, any_, value_of)
     finally:
         for path, fd in fifos.values():
             fifo.remove(path, fd)
 
 
-def _loop(ctx, ids, fifos, timeout, any_) -> int:
+def _loop(ctx, ids, fifos, timeout, any_, value_of) -> int:
     deadline = None if timeout is None else time.monotonic() + timeout
     recheck = ctx.config["poll_interval"] if watch.is_network(ctx.layout.jobs) else None
     done: dict[int, int] = {}
     while True:
         for job_id in ids:
             if job_id not in done:
-                value = exit_value(ctx.layout, job_id)
+                value = value_of(ctx.layout, job_id)
                 if value is not None:
                     done[job_id] = value
                     if any_:
@@ -64,6 +70,13 @@ def exit_value(layout, job_id: int) -> int | None:
     if job.state.state in states.ENDED:
         return job.state.exit if job.state.exit is not None else EXIT_LOST
     return None
+
+
+def fired(layout, job_id: int, event: str) -> int | None:
+    """0 once the job has fired `event`, 1 when it ended without, else None."""
+    if any(e.get("name") == event for e in eventlog.read(layout.job_dir(job_id))):
+        return 0
+    return None if exit_value(layout, job_id) is None else 1
 
 
 def make_fifo(layout, job_id: int) -> tuple[str, int]:

@@ -19,7 +19,7 @@ LAYERS = [
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
      "heartbeat", "procstats"},
     {"jobs", "jobtypes", "environment", "shepherd", "scheduler", "eventlog", "submit",
-     "recovery", "waiting", "client", "services", "follow"},
+     "recovery", "waiting", "client", "services", "follow", "mailer"},
     {"controller", "mailgate"},
     {"cli"},
 ]

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from gsat import config as configmod, jobs, states
+from gsat import config as configmod, eventlog, jobs, states
 from gsat.cli.common import job_ids, parser, run, say
 from gsat.errors import NO_SUCH_JOB, NoSuchJob
 from gsat.layout import Layout
@@ -68,6 +68,10 @@ def _full(layout, found) -> str:
         fields = record(job)
         if job.state.state == states.RUNNING:
             fields.update(_live(layout, job))
+        jobdir = layout.job_dir(job.id)
+        fields["events"] = ",".join(e.get("name", "?") for e in eventlog.read(jobdir))
+        fields["jobdir"] = str(jobdir)
+        fields["service_logs"] = str(jobdir / "services")
         lines = [f"{k}={_flat(v)}" for k, v in fields.items()]
         lines += [f"spec.{k}={_flat(v)}" for k, v in sorted(job.spec.items()) if k != "env"]
         blocks.append("\n".join(lines) + "\n")

@@ -22,8 +22,7 @@ def main(argv: list[str]) -> int:
     msg = _message(args.command)
     ctx = client.context()
     if args.timeout:
-        ctx = dataclasses.replace(ctx, config=dataclasses.replace(
-            ctx.config, values={**ctx.config.values, "timeout": args.timeout}))
+        ctx = client.with_timeout(ctx, args.timeout)
     answer = client.request(ctx, msg, args.host)
     print(answer.text if answer.text and not answer.results else json.dumps(dataclasses.asdict(answer)))
     return answer.code
