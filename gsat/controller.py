@@ -55,6 +55,7 @@ class Controller:
         self.services = services.Runner(config["service_timeout"])
         self.trigger_waits: dict[str, dict] = {}  # event id -> {msg, pids, failed}
         self.next_beat = 0.0
+        self.running_changed = False  # gqnodes shows running jobs at once, not a beat later
         self._types: dict[str, tuple[float, jobtypes.JobType]] = {}
 
     # ---- the loop --------------------------------------------------------
@@ -73,7 +74,7 @@ class Controller:
         self._escalate_kills(now)
         self.services.kill_overdue(now)
         self._start_ready(now)
-        if now >= self.next_beat or self.stopping:
+        if now >= self.next_beat or self.stopping or self.running_changed:
             self._beat(now)
 
     def run(self) -> None:
@@ -115,6 +116,7 @@ class Controller:
     def _beat(self, now: float) -> None:
         interval = self.config["heartbeat_interval"]
         self.next_beat = now + interval
+        self.running_changed = False
         record = {
             "host": self.host, "pid": os.getpid(), "started": self.started, "time": now,
             "interval": interval, "up": not self.stopping, "slots": self.config["slots"],
@@ -322,6 +324,7 @@ class Controller:
             self.run_ended(job, now)
             return
         self.children[pid] = job.id
+        self.running_changed = True
         self._event(job, event)
 
     def _run_spec(self, job: Job) -> shepherd.RunSpec:
@@ -365,6 +368,7 @@ class Controller:
 
     def run_ended(self, job: Job, now: float) -> None:
         """The current run of `job` is over: record it and decide what follows."""
+        self.running_changed = True
         record = shepherd.read_exit(str(self.layout.job_dir(job.id)), job.state.attempt)
         job.state.exit = record["exit"] if record else EXIT_LOST
         if record is None:
