@@ -60,7 +60,7 @@ class Layout:
         for path in (self.jobs, self.home / "spool", self.spool(host), self.home / "hosts",
                      self.host_dir(host)):
             _mkdir(path)
-        check_private(self.spool(host))
+            check_private(path)
         for sub in ("tmp", "new", "bad", "reply"):
             _mkdir(self.spool(host) / sub)
 

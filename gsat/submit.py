@@ -11,7 +11,6 @@ import argparse
 import os
 import re
 import shlex
-import socket
 import time
 
 from gsat import environment, jobtypes
@@ -70,7 +69,7 @@ def directives(script: bytes, parse) -> dict:
 
 
 def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str,
-          jobtype_dirs: list) -> dict:
+          jobtype_dirs: list, submit_host: str) -> dict:
     """The job spec for `opts` (directives merged with the command line)."""
     workdir = _path(opts.get("workdir"), cwd) or cwd
     if not os.path.isdir(workdir):
@@ -97,7 +96,7 @@ def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str
         "array": _array(opts.get("array")),
         "user": environ.get("USER") or environ.get("LOGNAME") or _login_name(),
         "uid": os.getuid(),
-        "submit_host": socket.gethostname(),
+        "submit_host": submit_host,
         "submit_dir": cwd,
         "submit_home": environ.get("HOME", ""),
         "submitted": time.time(),

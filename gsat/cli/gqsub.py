@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
     ctx = client.context()
     spec = submit.build(opts, "STDIN" if script_name == "-" else script_name, job_args,
                         dict(os.environ), os.getcwd(),
-                        [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"])
+                        [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host)
     ids = jobs.publish(ctx.layout, spec, script, submit.array_count(spec))
     for start in range(0, len(ids), CHUNK):
         client.send(ctx, messages.Submit(jobs=ids[start:start + CHUNK]), spec["host"])

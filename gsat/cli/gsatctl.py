@@ -17,7 +17,7 @@ MODULES = {"qsub": "gqsub", "qstat": "gqstat", "qwait": "gqwait", "qpeek": "gqpe
 def _target(name: str):
     if MODULES[name] is None:
         from gsat.cli.control import main_for
-        return main_for("gq" + name)
+        return main_for("g" + name)
     return importlib.import_module("gsat.cli." + MODULES[name]).main
 
 
