@@ -14,18 +14,16 @@ happens after a crash is in gsat.recovery.
 Imports: adapters and domain modules only; never the CLI or the mail gate.
 """
 
-import json
 import logging
 import os
 import select
 import signal
-import sys
 import time
 
-from gsat import (eventlog, fifo, heartbeat, jobs, jobtypes, messages, recovery, scheduler, services,
-                  shepherd, signames, states)
+from gsat import fifo, heartbeat, jobs, jobtypes, messages, recovery, scheduler, shepherd, signames, states
 from gsat.channel import open_channel
 from gsat.config import Config, share_dir
+from gsat.dispatcher import Dispatcher
 from gsat.environment import for_run
 from gsat.errors import EXIT_LOST, GsatError, NoSuchJob, Refused, UsageError
 from gsat.jobs import Job, change_state
@@ -52,11 +50,12 @@ class Controller:
         self.max_seen = 0
         self.watcher = None
         self.started = time.time()
-        self.services = services.Runner(config["service_timeout"])
-        self.trigger_waits: dict[str, dict] = {}  # event id -> {msg, pids, failed}
+        self.catalog = jobtypes.Catalog([self.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"])
+        self.dispatcher = Dispatcher(self.layout, self.host, self.catalog, config["service_timeout"],
+                                     self._answer)
+        self.services = self.dispatcher.runner
         self.next_beat = 0.0
         self.running_changed = False  # gqnodes shows running jobs at once, not a beat later
-        self._types: dict[str, tuple[float, jobtypes.JobType]] = {}
 
     # ---- the loop --------------------------------------------------------
     def open(self) -> None:
@@ -214,22 +213,9 @@ class Controller:
         job = self.jobs.get(msg.job) or jobs.load(self.layout, msg.job)
         event, pids = self._event(job, msg.event, args=list(msg.args))
         if msg.wait and pids:
-            self.trigger_waits[event["id"]] = {"msg": msg, "pids": set(pids), "failed": []}
+            self.dispatcher.hold_answer(msg, event, pids)
             return DEFERRED
         return messages.Answer(text=event["id"])
-
-    def _service_ended(self, run: dict) -> None:
-        log.info("job %d: service %s of %s exited %d", run["job"], run["name"], run["event"], run["exit"])
-        waiting = self.trigger_waits.get(run["event"])
-        if waiting is None:
-            return
-        waiting["pids"].discard(run["proc"].pid)
-        if run["exit"] != 0:
-            waiting["failed"].append(f"{run['name']} exited {run['exit']}")
-        if not waiting["pids"]:
-            del self.trigger_waits[run["event"]]
-            failed = waiting["failed"]
-            self._answer(waiting["msg"], messages.Answer(code=1 if failed else 0, text="; ".join(failed)))
 
     def _on_raw(self, msg: messages.Raw, now: float) -> messages.Answer:
         text = msg.text.strip().upper()
@@ -354,7 +340,7 @@ class Controller:
             if pid == 0:
                 return
             if pid in self.services.running:
-                self._service_ended(self.services.reaped(pid, status))
+                self.dispatcher.service_ended(self.services.reaped(pid, status))
                 continue
             job = self.jobs.get(self.children.pop(pid, 0))
             if job and job.state.state == states.RUNNING:
@@ -388,66 +374,14 @@ class Controller:
     # ---- helpers -------------------------------------------------------
     def _jobtype(self, job: Job) -> jobtypes.JobType:
         name = job.spec.get("jobtype", "default")
-        dirs = [self.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"]
         try:
-            path = jobtypes.find(name, dirs)
-            mtime = path.stat().st_mtime
-            cached = self._types.get(name)
-            if cached is None or cached[0] != mtime:
-                self._types[name] = (mtime, jobtypes.load(name, dirs))
-            return self._types[name][1]
+            return self.catalog.get(name)
         except (GsatError, OSError) as exc:
             log.warning("job %d: job type %s unusable (%s); using defaults", job.id, name, exc)
             return jobtypes.JobType(name=name)
 
     def _event(self, job: Job, name: str | None, **fields) -> tuple[dict | None, list[int]]:
-        """Record an event durably, tell the job's waiters, start its services."""
-        if not name:
-            return None, []
-        event = eventlog.make(job.id, name, self.host, job.state.run, **fields)
-        found = self._services_for(job, name)
-        try:
-            if found:
-                services.put(self.layout, job.id, event)
-            eventlog.append(self.layout.job_dir(job.id), event)
-        except (OSError, GsatError) as exc:
-            log.error("job %d: cannot record %s: %s", job.id, name, exc)
-        log.info("job %d: %s %s", job.id, name, fields or "")
-        self._tell_waiters(job, name)
-        return event, self.dispatch(job, event, found)
-
-    def dispatch(self, job: Job, event: dict, found: list) -> list[int]:
-        """Start the services `found` for a recorded event; then clear it from the outbox."""
-        pids = []
-        if found:
-            env = services.environment(self._job_env(job), event)
-            pids = self.services.start(job.id, event, found, env, job.spec.get("workdir", "/"),
-                                       self.layout.job_dir(job.id), time.time())
-            services.done(self.layout, event)
-        return pids
-
-    def _services_for(self, job: Job, name: str) -> list:
-        dirs = [share_dir() / "libexec" / "services", self.layout.user_services()]
-        return services.find(name, dirs, job.spec.get("on") or [])
-
-    def _job_env(self, job: Job) -> dict:
-        env = for_run(job.id, job.spec, job.state.run, self.host, str(self.layout.home),
-                      str(self.layout.job_dir(job.id)), self._jobtype(job).environment)
-        env["GSAT_PYTHON"] = sys.executable
-        env["GSAT_LIBDIR"] = str(share_dir())
-        env["GSAT_MAIL_EVENTS"] = job.spec.get("mail_events") or ""
-        return env
-
-    def _tell_waiters(self, job: Job, event: str | None = None) -> None:
-        folder = self.layout.job_dir(job.id) / "waiters"
-        try:
-            names = os.listdir(folder)
-        except FileNotFoundError:
-            return
-        line = json.dumps({"job": job.id, "state": job.state.state, "event": event}).encode() + b"\n"
-        for name in names:
-            if not fifo.post(folder / name, line):
-                fifo.remove(folder / name)
+        return self.dispatcher.fire(job, name, **fields)
 
 
 def _expand(path: str | None, job_id: int) -> str | None:

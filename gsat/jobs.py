@@ -24,7 +24,7 @@ import shutil
 
 from gsat import fsutil, states
 from gsat.errors import NoSuchJob, Refused, UsageError
-from gsat.layout import Layout, job_name, parse_job_name
+from gsat.layout import Layout, parse_job_name
 
 
 @dataclasses.dataclass

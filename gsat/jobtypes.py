@@ -62,3 +62,20 @@ def load(name: str, dirs: list[pathlib.Path]) -> JobType:
         restart_limit=int(data.get("restart_limit", 0)),
         environment={str(k): str(v) for k, v in (data.get("environment") or {}).items()},
     )
+
+
+class Catalog:
+    """The job types in `dirs`, each parsed once and again when its file changes."""
+
+    def __init__(self, dirs: list[pathlib.Path]):
+        self.dirs = dirs
+        self._cache: dict[str, tuple[float, JobType]] = {}
+
+    def get(self, name: str) -> JobType:
+        """The job type `name`; UsageError or OSError when it cannot be had."""
+        path = find(name, self.dirs)
+        mtime = path.stat().st_mtime
+        cached = self._cache.get(name)
+        if cached is None or cached[0] != mtime:
+            self._cache[name] = (mtime, load(name, self.dirs))
+        return self._cache[name][1]

@@ -5,7 +5,6 @@ ticks since boot, and /proc/sys/kernel/random/boot_id changes every boot.
 A record from another boot is dead by definition.
 """
 
-import os
 
 
 def boot_id() -> str:

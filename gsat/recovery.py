@@ -45,7 +45,7 @@ def _redispatch(ctrl, job_id: int, event: dict) -> None:
     if event["id"] not in {e.get("id") for e in eventlog.read(jobdir)}:
         eventlog.append(jobdir, event)  # the crash came between outbox and event log
     log.info("job %d: running the services of %s %s after a restart", job_id, event["name"], event["id"])
-    ctrl.dispatch(job, event, ctrl._services_for(job, event["name"]))
+    ctrl.dispatcher.dispatch(job, event, ctrl.dispatcher.services_for(job, event["name"]))
     services.done(ctrl.layout, event)
 
 

@@ -19,7 +19,7 @@ LAYERS = [
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
      "heartbeat", "procstats"},
     {"jobs", "jobtypes", "environment", "shepherd", "scheduler", "eventlog", "submit",
-     "recovery", "waiting", "client", "services", "follow", "mailer"},
+     "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher"},
     {"controller", "mailgate"},
     {"cli"},
 ]

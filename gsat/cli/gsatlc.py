@@ -3,7 +3,6 @@
 The only entry point that imports the controller."""
 
 import logging
-import os
 import sys
 
 from gsat import client, config as configmod, daemon, messages

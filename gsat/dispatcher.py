@@ -1,0 +1,101 @@
+"""Firing a job's events: record, tell the waiters, start the services.
+
+`fire` is the one way an event happens: it appends the event to the job's
+events.log (passing through the outbox first when it has services, see
+gsat.services), writes a line to every gqwait FIFO of the job, and starts
+the services.  `trigger --wait` answers are held here until the event's
+services have all ended.
+"""
+
+import json
+import logging
+import os
+import sys
+import time
+
+from gsat import eventlog, fifo, messages, services
+from gsat.config import share_dir
+from gsat.environment import for_run
+from gsat.errors import GsatError
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, layout, host: str, catalog, service_timeout: float, answer):
+        self.layout, self.host, self.catalog = layout, host, catalog
+        self.runner = services.Runner(service_timeout)
+        self.answer = answer                 # answer(msg, Answer): the channel's reply
+        self.waits: dict[str, dict] = {}     # event id -> {msg, pids, failed} (trigger --wait)
+
+    def fire(self, job, name: str | None, **fields) -> tuple[dict | None, list[int]]:
+        """Record event `name` of `job` durably, tell its waiters, start its services."""
+        if not name:
+            return None, []
+        event = eventlog.make(job.id, name, self.host, job.state.run, **fields)
+        found = self.services_for(job, name)
+        try:
+            if found:
+                services.put(self.layout, job.id, event)
+            eventlog.append(self.layout.job_dir(job.id), event)
+        except (OSError, GsatError) as exc:
+            log.error("job %d: cannot record %s: %s", job.id, name, exc)
+        log.info("job %d: %s %s", job.id, name, fields or "")
+        self.tell_waiters(job, name)
+        return event, self.dispatch(job, event, found)
+
+    def dispatch(self, job, event: dict, found: list) -> list[int]:
+        """Start the services `found` for a recorded event, then clear it from the outbox."""
+        pids = []
+        if found:
+            env = services.environment(self.job_env(job), event)
+            pids = self.runner.start(job.id, event, found, env, job.spec.get("workdir", "/"),
+                                     self.layout.job_dir(job.id), time.time())
+            services.done(self.layout, event)
+        return pids
+
+    def services_for(self, job, name: str) -> list:
+        dirs = [share_dir() / "libexec" / "services", self.layout.user_services()]
+        return services.find(name, dirs, job.spec.get("on") or [])
+
+    def job_env(self, job) -> dict:
+        env = for_run(job.id, job.spec, job.state.run, self.host, str(self.layout.home),
+                      str(self.layout.job_dir(job.id)), self.jobtype_env(job))
+        env["GSAT_PYTHON"] = sys.executable
+        env["GSAT_LIBDIR"] = str(share_dir())
+        env["GSAT_MAIL_EVENTS"] = job.spec.get("mail_events") or ""
+        return env
+
+    def jobtype_env(self, job) -> dict:
+        try:
+            return self.catalog.get(job.spec.get("jobtype", "default")).environment
+        except (GsatError, OSError):
+            return {}
+
+    def tell_waiters(self, job, event: str | None = None) -> None:
+        folder = self.layout.job_dir(job.id) / "waiters"
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return
+        line = json.dumps({"job": job.id, "state": job.state.state, "event": event}).encode() + b"\n"
+        for name in names:
+            if not fifo.post(folder / name, line):
+                fifo.remove(folder / name)
+
+    # ---- trigger --wait ----------------------------------------------------
+    def hold_answer(self, msg, event: dict, pids: list[int]) -> None:
+        self.waits[event["id"]] = {"msg": msg, "pids": set(pids), "failed": []}
+
+    def service_ended(self, run: dict) -> None:
+        log.info("job %d: service %s of %s exited %d", run["job"], run["name"], run["event"], run["exit"])
+        waiting = self.waits.get(run["event"])
+        if waiting is None:
+            return
+        waiting["pids"].discard(run["proc"].pid)
+        if run["exit"] != 0:
+            waiting["failed"].append(f"{run['name']} exited {run['exit']}")
+        if not waiting["pids"]:
+            del self.waits[run["event"]]
+            failed = waiting["failed"]
+            self.answer(waiting["msg"], messages.Answer(code=1 if failed else 0, text="; ".join(failed)))
