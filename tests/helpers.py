@@ -97,8 +97,17 @@ class Gsat:
             return []
         return [json.loads(line)["name"] for line in path.read_text().splitlines() if line.strip()]
 
+    @property
+    def channel(self) -> str:
+        return self.env.get("GSAT_CHANNEL") or "file"
+
+    def queue_key(self) -> int:
+        from gsat.channel_sysv import queue_key
+        return queue_key(self.home, os.geteuid(), self.host)
+
     def cleanup(self) -> None:
-        """Kill what the test started: controllers, shepherds and job groups."""
+        """Kill what the test started: controllers, shepherds and job groups;
+        remove the SysV queue its GSAT_HOME used."""
         for proc in self.controllers:
             if proc.poll() is None:
                 proc.kill()
@@ -115,6 +124,15 @@ class Gsat:
             shepherd = (record.get("shepherd") or {}).get("pid")
             if shepherd:
                 _quietly(os.kill, shepherd, signal.SIGKILL)
+        remove_queue(self.queue_key())
+
+
+def remove_queue(key: int) -> None:
+    import sysv_ipc
+    try:
+        sysv_ipc.MessageQueue(key).remove()
+    except (sysv_ipc.ExistentialError, sysv_ipc.PermissionsError):
+        pass
 
 
 def _kill_pid_file(path: Path) -> None:
