@@ -14,6 +14,7 @@ happens after a crash is in gsat.recovery.
 Imports: adapters and domain modules only; never the CLI or the mail gate.
 """
 
+import functools
 import logging
 import os
 import select
@@ -21,7 +22,7 @@ import signal
 import time
 
 from gsat import fifo, heartbeat, jobs, jobtypes, messages, recovery, scheduler, shepherd, signames, states
-from gsat.channel import open_channel
+from gsat.channel import FileChannel, open_channel
 from gsat.config import Config, share_dir
 from gsat.dispatcher import Dispatcher
 from gsat.environment import for_run
@@ -41,6 +42,11 @@ class Controller:
         self.layout = Layout(config.home, self.host)
         self.layout.ensure()
         self.channel = channel or open_channel(config, self.layout)
+        # the file inbox is always read too: a tool or job that was configured for
+        # the file channel is still heard when this controller uses SysV
+        self.channels = [self.channel]
+        if not isinstance(self.channel, FileChannel):
+            self.channels.append(FileChannel(self.layout, self.host))
         self.jobs: dict[int, Job] = {}          # the active jobs this controller owns
         self.children: dict[int, int] = {}      # shepherd pid -> job id (own children)
         self.adopted: dict[int, int] = {}       # pidfd -> job id (shepherds of a former controller)
@@ -48,11 +54,11 @@ class Controller:
         self.flags: set[str] = set()
         self.stopping = False
         self.max_seen = 0
-        self.watcher = None
+        self.watchers = []
         self.started = time.time()
         self.catalog = jobtypes.Catalog([self.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"])
-        self.dispatcher = Dispatcher(self.layout, self.host, self.catalog, config["service_timeout"],
-                                     self._answer)
+        self.dispatcher = Dispatcher(self.layout, self.host, self.catalog, config["service_timeout"])
+        self.replying = self.channel  # the channel of the message being handled
         self.services = self.dispatcher.runner
         self.next_beat = 0.0
         self.running_changed = False  # gqnodes shows running jobs at once, not a beat later
@@ -60,16 +66,21 @@ class Controller:
     # ---- the loop --------------------------------------------------------
     def open(self) -> None:
         """Watch first, then scan: nothing that arrives meanwhile is missed."""
-        self.watcher = self.channel.watcher(self.config["watch"], self.config["poll_interval"])
+        self.watchers = [ch.watcher(self.config["watch"], self.config["poll_interval"]) for ch in self.channels]
         recovery.recover(self)
 
     def step(self, now: float) -> None:
         self._handle_flags()
         self._reap_children(now)
-        for msg in self.channel.receive():
-            answer = self.handle(msg, now)
-            if answer is not DEFERRED:
-                self._answer(msg, answer)
+        for channel in self.channels:
+            for msg in channel.receive():
+                self.replying = channel
+                answer = self.handle(msg, now)
+                if answer is not DEFERRED and msg.reply:
+                    channel.answer(msg, answer)
+        if getattr(self.channel, "lost", False):  # the SysV queue was removed and recreated
+            self.channel.lost = False
+            recovery.recover(self)
         self._escalate_kills(now)
         self.services.kill_overdue(now)
         self._start_ready(now)
@@ -79,8 +90,8 @@ class Controller:
     def run(self) -> None:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
-        for sig, flag in ((signal.SIGCHLD, "child"), (signal.SIGTERM, "stop"),
-                          (signal.SIGINT, "stop"), (signal.SIGHUP, "stop")):
+        for sig, flag in ((signal.SIGCHLD, "child"), (signal.SIGTERM, "stop"), (signal.SIGINT, "stop"),
+                          (signal.SIGHUP, "stop"), (signal.SIGUSR1, "doorbell")):
             signal.signal(sig, lambda _s, _f, flag=flag: self.flags.add(flag))
         self.open()
         while not self.stopping:
@@ -92,20 +103,20 @@ class Controller:
 
     def wait(self, wake_fd: int) -> None:
         fds = [wake_fd, *self.adopted]
-        if self.watcher.fileno() is not None:
-            fds.append(self.watcher.fileno())
+        fds += [w.fileno() for w in self.watchers if w.fileno() is not None]
         try:
             ready, _, _ = select.select(fds, [], [], self._timeout(time.time()))
         except InterruptedError:
             return
         if wake_fd in ready:
             fifo.read(wake_fd)
-        self.watcher.drain()
+        for watcher in self.watchers:
+            watcher.drain()
         for fd in set(ready) & set(self.adopted):
             self._adopted_ended(fd, time.time())
 
     def _timeout(self, now: float) -> float | None:
-        due = [self.watcher.interval] if self.watcher.interval else []
+        due = [w.interval for w in self.watchers if w.interval]
         due.append(max(0.0, self.next_beat - now))
         due += [max(0.0, t - now) for t in self.kill_at.values()]
         if self.services.next_deadline() is not None:
@@ -131,7 +142,7 @@ class Controller:
     def _handle_flags(self) -> None:
         if "stop" in self.flags:
             self.stopping = True
-        self.flags.discard("stop")
+        self.flags -= {"stop", "doorbell"}  # the doorbell only woke us; step() reads the channel
 
     # ---- messages --------------------------------------------------------
     def handle(self, msg: messages.Message, now: float) -> messages.Answer:
@@ -161,9 +172,6 @@ class Controller:
                 first = first or code
         return messages.Answer(code=first, results=results)
 
-    def _answer(self, msg: messages.Message, answer: messages.Answer) -> None:
-        if msg.reply:
-            self.channel.answer(msg, answer)
 
     def _on_submit(self, job_id: int, msg, now: float) -> None:
         for gap in range(self.max_seen + 1, job_id):  # submissions whose message was lost
@@ -213,7 +221,7 @@ class Controller:
         job = self.jobs.get(msg.job) or jobs.load(self.layout, msg.job)
         event, pids = self._event(job, msg.event, args=list(msg.args))
         if msg.wait and pids:
-            self.dispatcher.hold_answer(msg, event, pids)
+            self.dispatcher.hold_answer(functools.partial(self.replying.answer, msg), event, pids)
             return DEFERRED
         return messages.Answer(text=event["id"])
 

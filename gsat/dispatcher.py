@@ -22,11 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, layout, host: str, catalog, service_timeout: float, answer):
+    def __init__(self, layout, host: str, catalog, service_timeout: float):
         self.layout, self.host, self.catalog = layout, host, catalog
         self.runner = services.Runner(service_timeout)
-        self.answer = answer                 # answer(msg, Answer): the channel's reply
-        self.waits: dict[str, dict] = {}     # event id -> {msg, pids, failed} (trigger --wait)
+        self.waits: dict[str, dict] = {}     # event id -> {reply, pids, failed} (trigger --wait)
 
     def fire(self, job, name: str | None, **fields) -> tuple[dict | None, list[int]]:
         """Record event `name` of `job` durably, tell its waiters, start its services."""
@@ -80,12 +79,15 @@ class Dispatcher:
             return
         line = json.dumps({"job": job.id, "state": job.state.state, "event": event}).encode() + b"\n"
         for name in names:
-            if not fifo.post(folder / name, line):
+            if name.startswith("."):
+                continue
+            if not fifo.post(folder / name, line):  # its waiter is gone
                 fifo.remove(folder / name)
 
     # ---- trigger --wait ----------------------------------------------------
-    def hold_answer(self, msg, event: dict, pids: list[int]) -> None:
-        self.waits[event["id"]] = {"msg": msg, "pids": set(pids), "failed": []}
+    def hold_answer(self, reply, event: dict, pids: list[int]) -> None:
+        """Call reply(Answer) once the services `pids` of `event` have ended."""
+        self.waits[event["id"]] = {"reply": reply, "pids": set(pids), "failed": []}
 
     def service_ended(self, run: dict) -> None:
         log.info("job %d: service %s of %s exited %d", run["job"], run["name"], run["event"], run["exit"])
@@ -98,4 +100,4 @@ class Dispatcher:
         if not waiting["pids"]:
             del self.waits[run["event"]]
             failed = waiting["failed"]
-            self.answer(waiting["msg"], messages.Answer(code=1 if failed else 0, text="; ".join(failed)))
+            waiting["reply"](messages.Answer(code=1 if failed else 0, text="; ".join(failed)))

@@ -17,10 +17,16 @@ from gsat import fsutil
 
 
 def create(folder, prefix: str = "") -> tuple[str, int]:
-    """Make a FIFO in `folder`; return its path and a read-write fd."""
-    path = os.path.join(folder, f"{prefix}{os.getpid()}.{os.urandom(4).hex()}")
-    os.mkfifo(path, 0o600)
-    return path, os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    """Make a FIFO in `folder`; return its path and a read-write fd.
+
+    It is made and opened under a dot name, then renamed: a writer never
+    sees it before it has its reader (and never takes it for abandoned)."""
+    name = f"{prefix}{os.getpid()}.{os.urandom(4).hex()}"
+    hidden, path = os.path.join(folder, "." + name), os.path.join(folder, name)
+    os.mkfifo(hidden, 0o600)
+    fd = os.open(hidden, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    os.rename(hidden, path)
+    return path, fd
 
 
 def post(path, data: bytes) -> bool:

@@ -106,6 +106,7 @@ class Answer:
     code: int = 0
     text: str = ""
     results: dict[str, list] = dataclasses.field(default_factory=dict)
+    mid: str = ""  # the request's mid, where the channel needs it (SysV)
 
 
 KINDS: dict[str, type[Message]] = {

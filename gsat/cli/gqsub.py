@@ -5,12 +5,12 @@ import os
 import sys
 
 from gsat import client, jobs, messages, submit
-from gsat.cli.common import Parser, parser, run
+from gsat.cli.common import Parser, parser, run, say
 from gsat.config import share_dir
-from gsat.errors import UsageError
+from gsat.errors import GsatError, UsageError
 
 PROG = "gqsub"
-CHUNK = 4000  # ids per submit message
+CHUNK = 500  # ids per submit message (fits a SysV message of 8 KiB)
 
 
 def build_parser() -> Parser:
@@ -37,8 +37,11 @@ def main(argv: list[str]) -> int:
                         dict(os.environ), os.getcwd(),
                         [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host)
     ids = jobs.publish(ctx.layout, spec, script, submit.array_count(spec))
-    for start in range(0, len(ids), CHUNK):
-        client.send(ctx, messages.Submit(jobs=ids[start:start + CHUNK]), spec["host"])
+    try:
+        for start in range(0, len(ids), CHUNK):
+            client.send(ctx, messages.Submit(jobs=ids[start:start + CHUNK]), spec["host"])
+    except GsatError as exc:  # the job is stored: a controller finds it when it (re)starts
+        say(PROG, f"job stored, but its controller was not told ({exc}); it runs when one starts")
     sys.stdout.write(json.dumps({"jobs": ids}) + "\n" if as_json else "".join(f"{i}\n" for i in ids))
     sys.stdout.flush()
     if wait:
