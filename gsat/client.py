@@ -38,22 +38,18 @@ def ensure_controller(ctx: Context) -> None:
         daemon.spawn(ctx.layout)
 
 
-def send(ctx: Context, msg: messages.Message, host: str | None = None) -> None:
+def channel(ctx: Context, host: str | None = None):
+    """The channel to `host`'s controller (this host's is started if need be)."""
     host = host or ctx.config.host
     if host == ctx.config.host:
         ensure_controller(ctx)
     else:
         ctx.layout.ensure(host)
-    open_channel(ctx.config, ctx.layout, host).send(msg)
+    return open_channel(ctx.config, ctx.layout, host)
 
 
 def request(ctx: Context, msg: messages.Message, host: str | None = None) -> messages.Answer:
-    host = host or ctx.config.host
-    if host == ctx.config.host:
-        ensure_controller(ctx)
-    else:
-        ctx.layout.ensure(host)
-    return open_channel(ctx.config, ctx.layout, host).request(msg, ctx.config["timeout"])
+    return channel(ctx, host).request(msg, ctx.config["timeout"])
 
 
 def owner(ctx: Context, job_id: int) -> str:

@@ -36,10 +36,11 @@ def main(argv: list[str]) -> int:
     spec = submit.build(opts, "STDIN" if script_name == "-" else script_name, job_args,
                         dict(os.environ), os.getcwd(),
                         [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host)
+    channel = client.channel(ctx, spec["host"])  # a refused channel stops us before storing
     ids = jobs.publish(ctx.layout, spec, script, submit.array_count(spec))
     try:
         for start in range(0, len(ids), CHUNK):
-            client.send(ctx, messages.Submit(jobs=ids[start:start + CHUNK]), spec["host"])
+            channel.send(messages.Submit(jobs=ids[start:start + CHUNK]))
     except GsatError as exc:  # the job is stored: a controller finds it when it (re)starts
         say(PROG, f"job stored, but its controller was not told ({exc}); it runs when one starts")
     sys.stdout.write(json.dumps({"jobs": ids}) + "\n" if as_json else "".join(f"{i}\n" for i in ids))

@@ -1,0 +1,180 @@
+"""The channel contract, run against both channels (file spool and SysV
+queue), and what only the SysV channel has to survive."""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+import sysv_ipc
+
+from gsat import config, messages
+from gsat.channel import FileChannel
+from gsat.channel_sysv import SysvChannel, msgmax, queue_key
+from gsat.errors import BadMessage, GsatError, UsageError
+from gsat.layout import Layout
+from helpers import remove_queue, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(params=["file", "sysv"])
+def pair(request, home_env):
+    """(a client channel, a fresh-controller channel factory, kind) over one GSAT_HOME."""
+    cfg = config.load()
+    layout = Layout(cfg.home, cfg.host)
+    layout.ensure()
+    make = (lambda: FileChannel(layout, cfg.host)) if request.param == "file" else \
+        (lambda: SysvChannel(cfg, layout, cfg.host))
+    yield make(), make, request.param
+    remove_queue(queue_key(cfg.home, os.geteuid(), cfg.host))
+
+
+def test_messages_arrive_whole_and_in_order(pair):
+    client, make, _ = pair
+    sent = [messages.Hold(jobs=[1]), messages.Release(jobs=[2, 3]), messages.Signal(jobs=[4], signal=10)]
+    for msg in sent:
+        client.send(msg)
+    assert make().receive() == sent
+    assert make().receive() == []
+
+
+def test_messages_sent_before_the_controller_exists_wait_for_it(pair):
+    client, make, _ = pair
+    client.send(messages.Submit(jobs=[7]))
+    assert make().receive() == [messages.Submit(jobs=[7])]  # a controller that starts later
+
+
+def test_request_gets_its_answer(pair):
+    client, make, _ = pair
+    server = make()
+
+    def serve():
+        got = wait_for(server.receive, 10, "the request")
+        server.answer(got[0], messages.Answer(code=3, text="no such job 9"))
+    thread = threading.Thread(target=serve)
+    thread.start()
+    answer = client.request(messages.Delete(jobs=[9]), timeout=10)
+    thread.join()
+    assert (answer.code, answer.text) == (3, "no such job 9")
+
+
+def test_no_answer_is_unreachable_in_time(pair):
+    client, _, _ = pair
+    start = time.monotonic()
+    with pytest.raises(GsatError) as err:
+        client.request(messages.Raw(text="ALIVE?"), timeout=0.3)
+    assert err.value.code == 5 and time.monotonic() - start < 5
+
+
+def test_an_answer_nobody_waits_for_is_dropped(pair):
+    client, make, kind = pair
+    server = make()
+    with pytest.raises(GsatError):
+        client.request(messages.Raw(text="PID?"), timeout=0.2)  # the client gives up
+    (late,) = server.receive()
+    server.answer(late, messages.Answer(text="stale"))          # nobody reads this one
+
+    def serve():
+        got = wait_for(server.receive, 10, "the second request")
+        server.answer(got[0], messages.Answer(text="fresh"))
+    thread = threading.Thread(target=serve)
+    thread.start()
+    assert client.request(messages.Raw(text="PID?"), timeout=10).text == "fresh"
+    thread.join()
+
+
+def test_oversized_messages_are_refused_before_sending(pair):
+    client, make, kind = pair
+    limit = messages.MAX_SIZE if kind == "file" else msgmax()
+    with pytest.raises((BadMessage, UsageError)):
+        client.send(messages.Raw(text="x" * (limit + 10)))
+    client.send(messages.Raw(text="ALIVE?"))  # the channel is not wedged
+    assert make().receive() == [messages.Raw(text="ALIVE?")]
+
+
+def test_garbage_is_set_aside_and_the_next_message_still_arrives(pair, home_env):
+    client, make, kind = pair
+    server = make()
+    garbage = b'{"kind": "launch-missiles"}'
+    if kind == "file":
+        path = server.dir / "tmp" / "junk"
+        path.write_bytes(garbage)
+        os.rename(path, server.dir / "new" / "0.0.junk")
+    else:
+        server.queue.send(garbage, type=1)
+    client.send(messages.Hold(jobs=[5]))
+    assert server.receive() == [messages.Hold(jobs=[5])]
+    bad = home_env / "spool" / "testhost" / "bad"
+    reasons = [p.read_text() for p in bad.glob("*.reason")]
+    assert any("unknown command" in r for r in reasons)
+
+
+# ---- SysV only -----------------------------------------------------------
+
+def sysv_env(gsat):
+    gsat.env["GSAT_CHANNEL"] = "sysv"
+    return gsat
+
+
+def test_sysv_refuses_a_queue_of_another_mode(gsat):
+    g = sysv_env(gsat)
+    queue = sysv_ipc.MessageQueue(g.queue_key(), sysv_ipc.IPC_CREX, mode=0o666)
+    try:
+        proc = g.run("gsatlc", "run", timeout=20)
+        assert proc.returncode == 4 and "0666" in proc.stderr
+        proc = g.run("gqsub", input="#!/bin/sh\ntrue\n")
+        assert proc.returncode == 4 and proc.stdout == ""
+        assert json.loads(g.run("gqstat", "--json").stdout) == []  # nothing was stored
+    finally:
+        queue.remove()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a queue's owner needs root")
+def test_sysv_refuses_a_queue_of_another_owner(gsat):
+    g = sysv_env(gsat)
+    queue = sysv_ipc.MessageQueue(g.queue_key(), sysv_ipc.IPC_CREX, mode=0o600)
+    queue.uid = 65534
+    try:
+        proc = g.run("gsatlc", "run", timeout=20)
+        assert proc.returncode == 4 and "owner 65534" in proc.stderr
+    finally:
+        queue.remove()
+
+
+def test_sysv_survives_ipcrm_under_a_running_controller(gsat):
+    g = sysv_env(gsat)
+    g.start()
+    first = g.submit("#!/bin/sh\ntrue\n")
+    assert g.run("gqwait", first, timeout=20).returncode == 0
+    sysv_ipc.MessageQueue(g.queue_key()).remove()
+    job = g.submit("#!/bin/sh\nexit 6\n")       # the client makes a new queue and rings
+    assert g.run("gqwait", job, timeout=20).returncode == 6
+    assert g.run("sendcmd", "-c", "ALIVE?").stdout == "ALIVE\n"
+    queue = sysv_ipc.MessageQueue(g.queue_key())
+    assert queue.mode & 0o777 == 0o600
+
+
+def test_sysv_oversized_command_gets_a_clear_error_and_the_queue_goes_on(gsat):
+    g = sysv_env(gsat)
+    g.start()
+    job = g.submit("#!/bin/sh\ntrue\n")
+    assert g.run("gqwait", job, timeout=20).returncode == 0
+    proc = g.run("trigger", "--job", job, "big", "x" * (msgmax() + 100))
+    assert proc.returncode == 2 and "larger than the queue allows" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+    assert g.run("trigger", "--job", job, "small", "y").returncode == 0
+    assert "small" in g.events(job) and "big" not in g.events(job)
+
+
+def test_sysv_with_several_hosts_is_refused(gsat):
+    g = sysv_env(gsat)
+    other = g.home / "hosts" / "otherhost"
+    other.mkdir(parents=True, mode=0o700)
+    (other / "heartbeat.json").write_text(json.dumps(
+        {"host": "otherhost", "up": True, "time": time.time(), "interval": 60}))
+    proc = g.run("gsatlc", "run", timeout=20)
+    assert proc.returncode == 2 and "one host only" in proc.stderr
+    proc = g.run("gqsub", "-q", "otherhost", input="#!/bin/sh\ntrue\n")
+    assert proc.returncode == 2 and "only this host" in proc.stderr
