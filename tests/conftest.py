@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from helpers import Gsat
+from gsat.channel_sysv import queue_key
+from helpers import Gsat, remove_queue
 
 
 @pytest.fixture
@@ -27,7 +28,8 @@ def home_env(tmp_path, monkeypatch):
     home.mkdir(mode=0o700)
     monkeypatch.setenv("GSAT_HOME", str(home))
     monkeypatch.setenv("GSAT_HOSTNAME", "testhost")
-    return home
+    yield home
+    remove_queue(queue_key(home, os.geteuid(), "testhost"))
 
 
 def pytest_configure(config):
