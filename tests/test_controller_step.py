@@ -8,6 +8,7 @@ import time
 import pytest
 
 from gsat import config, fifo, jobs, messages, shepherd, states
+from gsat.channel import FileChannel
 from gsat.controller import Controller
 from gsat.layout import Layout
 from helpers import wait_for
@@ -55,7 +56,7 @@ def test_step_runs_a_job_to_its_exit_value(ctrl, tmp_path):
 
 def test_answers_reach_the_waiting_fifo(ctrl):
     path, fd = fifo.create(ctrl.layout.spool() / "reply")
-    ctrl.channel.send(messages.Raw(text="HOST?", reply=os.path.basename(path)))
+    FileChannel(ctrl.layout, ctrl.host).send(messages.Raw(text="HOST?", reply=os.path.basename(path)))
     ctrl.step(time.time())
     assert messages.decode_answer(fifo.read(fd)).text == "testhost"
     fifo.remove(path, fd)
