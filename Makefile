@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_HOME := $(CURDIR)/spool
 # Debian packages the tests use (installed when run as root)
-DEBS   := gnupg procps
+DEBS   := gnupg procps task-spooler nq
 
 .PHONY: demo test bench debs clean demo-stop
 
@@ -41,7 +41,7 @@ demo: $(STAMP)
 demo-stop:
 	@GSAT_HOME=$(DEMO_HOME) $(BIN)/gsatlc stop
 
-bench: $(STAMP)
+bench: $(STAMP) debs
 	$(PY) bench/run.py
 
 clean:
