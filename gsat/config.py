@@ -8,9 +8,9 @@ exists, so that the command-line tools start fast without one.
 """
 
 import dataclasses
+import json
 import os
 import pathlib
-import socket
 
 from gsat.errors import UsageError
 
@@ -67,16 +67,42 @@ def load(home: pathlib.Path | None = None) -> Config:
     values = _merge(DEFAULTS, _read_user_file(home / "config.yaml"))
     _apply_env(values)
     if not values["hostname"]:
+        import socket
         values["hostname"] = socket.gethostname()
     _validate(values)
     return Config(home=home, values=values)
 
 
 def _read_user_file(path: pathlib.Path) -> dict:
+    """The user's config.  Parsed YAML is cached as JSON beside it (keyed by
+    the file's mtime and size) so that the tools need not import PyYAML."""
     try:
-        text = path.read_text()
+        info = os.stat(path)
     except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    key = [info.st_mtime_ns, info.st_size, info.st_ino]
+    cache = path.with_name(".config.cache.json")
+    try:
+        cached = json.loads(cache.read_bytes())
+        if cached.get("key") == key:
+            return cached["values"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    values = _parse_yaml(path)
+    tmp = cache.with_name(f".config.cache.{os.getpid()}")
+    try:  # a cache only: no fsync; rename so no reader sees half of it
+        tmp.write_text(json.dumps({"key": key, "values": values}))
+        os.replace(tmp, cache)
+    except (OSError, TypeError, ValueError):
+        pass
+    return values
+
+
+def _parse_yaml(path: pathlib.Path) -> dict:
+    try:
+        text = path.read_text()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     import yaml

@@ -16,7 +16,6 @@ controller itself (the CLI uses it to autostart one).
 import errno
 import fcntl
 import os
-import subprocess
 import sys
 import time
 
@@ -87,8 +86,9 @@ def release(layout: Layout, fd: int) -> None:
     os.close(fd)
 
 
-def spawn(layout: Layout) -> subprocess.Popen:
-    """Start `gsatlc run` in the background, in its own session."""
+def spawn(layout: Layout):
+    """Start `gsatlc run` in the background, in its own session; its Popen."""
+    import subprocess
     env = dict(os.environ, GSAT_HOME=str(layout.home), GSAT_HOSTNAME=layout.host)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))

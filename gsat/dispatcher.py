@@ -55,7 +55,7 @@ class Dispatcher:
 
     def services_for(self, job, name: str) -> list:
         dirs = [share_dir() / "libexec" / "services", self.layout.user_services()]
-        return services.find(name, dirs, job.spec.get("on") or [])
+        return services.find(name, dirs, job.spec)
 
     def job_env(self, job) -> dict:
         env = for_run(job.id, job.spec, job.state.run, self.host, str(self.layout.home),

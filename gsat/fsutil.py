@@ -35,8 +35,12 @@ def write_new(path, data: bytes, sync: bool = True, mode: int = 0o600) -> None:
         os.close(fd)
 
 
-def atomic_write(path, data: bytes, sync: bool = True, mode: int = 0o600) -> None:
-    """Replace `path` with `data` so that readers see old or new, never half."""
+def atomic_write(path, data: bytes, sync: bool = True, mode: int = 0o600, sync_dir: bool = True) -> None:
+    """Replace `path` with `data` so that readers see old or new, never half.
+
+    sync_dir=False skips the directory fsync: for a file that is replaced
+    again and again, whose older version after a power loss is still a
+    consistent state."""
     tmp = temp_name(path)
     try:
         write_new(tmp, data, sync, mode)
@@ -44,12 +48,12 @@ def atomic_write(path, data: bytes, sync: bool = True, mode: int = 0o600) -> Non
     except OSError as exc:
         unlink_quietly(tmp)
         raise translate_error(exc, path) from None
-    if sync:
+    if sync and sync_dir:
         fsync_dir(os.path.dirname(os.fspath(path)))
 
 
-def write_json(path, obj, sync: bool = True) -> None:
-    atomic_write(path, json.dumps(obj, sort_keys=True).encode() + b"\n", sync)
+def write_json(path, obj, sync: bool = True, sync_dir: bool = True) -> None:
+    atomic_write(path, json.dumps(obj, sort_keys=True).encode() + b"\n", sync, sync_dir=sync_dir)
 
 
 def read_bytes(path, limit: int = 1 << 20) -> bytes | None:

@@ -177,8 +177,11 @@ def is_claimed(layout: Layout, job: int) -> bool:
     return (layout.job_dir(job) / "state.json").exists()
 
 
-def save(layout: Layout, job: Job) -> None:
-    fsutil.write_json(layout.job_dir(job.id) / "state.json", dataclasses.asdict(job.state))
+def save(layout: Layout, job: Job, sync: bool = True) -> None:
+    """Write state.json atomically (fsynced unless sync=False).  An older
+    state.json after a power loss is consistent: recovery goes by the run
+    records, so the directory is not fsynced on every change."""
+    fsutil.write_json(layout.job_dir(job.id) / "state.json", dataclasses.asdict(job.state), sync, sync_dir=False)
 
 
 def bury(layout: Layout, job: Job) -> None:

@@ -62,7 +62,7 @@ def take_on(ctrl, job_id: int) -> None:
         if job.spec.get("host") not in (None, ctrl.host):
             return
         st.host = ctrl.host
-        jobs.save(ctrl.layout, job)
+        jobs.save(ctrl.layout, job, sync=False)  # lost in a crash, it is still queued: unclaimed
         ctrl.jobs[job_id] = job
         ctrl._event(job, states.QSUB)
         return

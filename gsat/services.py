@@ -7,7 +7,11 @@ For event E of a job, in this order:
     gqsub --on E=COMMAND        the job's own, in the order given (run by /bin/sh -c)
 
 Skipped: names starting with '.', editor backups (`~`, `#…#`, .bak, .swp,
-.orig, .rej, .dpkg-*), anything not a regular executable file.
+.orig, .rej, .dpkg-*), anything not a regular executable file, and a
+service whose head (first 5 lines) says `# gsat-when: KEY` or
+`# gsat-when: KEY=VALUE` when the job's spec (job.json) has no true KEY, or
+KEY is not VALUE: the shipped mail service says `# gsat-when: mail_events`,
+so jobs that asked for no mail start no process for it.
 
 Each service runs as its own session, as the user, with the job's
 environment plus GSAT_EVENT, GSAT_EVENT_ID, GSAT_EVENT_ARGS (the trigger
@@ -34,13 +38,14 @@ LOG_LIMIT = 1 << 20
 BACKUP_SUFFIXES = ("~", ".bak", ".swp", ".swo", ".orig", ".rej", ".tmp")
 
 
-def find(event: str, dirs: list, job_on: list) -> list[tuple[str, list[str]]]:
-    """[(name, argv)] of the services for `event`, in the order they start."""
+def find(event: str, dirs: list, spec: dict) -> list[tuple[str, list[str]]]:
+    """[(name, argv)] of the services for `event` of the job `spec`, in order."""
     found = {}
     for folder in dirs:
         for name, path in _executables(os.path.join(folder, "on" + event)):
             found.setdefault(name, path)  # the first folder (system) wins a name clash
-    ordered = [(name, [path]) for name, path in sorted(found.items())]
+    ordered = [(name, [path]) for name, path in sorted(found.items()) if applies(path, spec)]
+    job_on = spec.get("on") or []
     ordered += [(f"on.{i}", ["/bin/sh", "-c", cmd]) for i, (ev, cmd) in enumerate(job_on, 1) if ev == event]
     return ordered
 
@@ -56,6 +61,39 @@ def _executables(folder: str):
             continue
         if entry.is_file() and os.access(entry.path, os.X_OK):
             yield name, entry.path
+
+
+_WHEN: dict[str, tuple[int, str | None]] = {}  # path -> (mtime_ns, condition)
+
+
+def applies(path: str, spec: dict) -> bool:
+    """False when the service's `# gsat-when:` line excludes this job."""
+    condition = _condition(path)
+    if not condition:
+        return True
+    key, eq, value = condition.partition("=")
+    have = spec.get(key.strip())
+    return str(have) == value.strip() if eq else bool(have)
+
+
+def _condition(path: str) -> str | None:
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+    cached = _WHEN.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    condition = None
+    try:
+        with open(path, "rb") as f:
+            for line in f.read(2048).decode("utf-8", "replace").splitlines()[:5]:
+                if line.startswith("# gsat-when:"):
+                    condition = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    _WHEN[path] = (mtime, condition)
+    return condition
 
 
 def environment(job_env: dict, event: dict) -> dict:

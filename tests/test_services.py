@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(90)
 JOB_VARS = ("GSAT_O_JOBID", "GSAT_JOBID", "GSAT_JOBNAME", "GSAT_O_WORKDIR", "GSAT_O_HOME",
             "GSAT_O_LOGNAME", "GSAT_O_HOST", "GSAT_O_PATH", "GSAT_SUBMIT_HOST", "GSAT_SUBMIT_DIR",
             "GSAT_HOME", "GSAT_JOBDIR", "GSAT_JOBTYPE", "GSAT_RUN")
-MAILING_EVENTS = ("JOB_START", "JOB_TERMINATION", "JOB_FAILED")  # the shipped mail service's
+MAIL_LETTERS = {"b": "JOB_START", "e": "JOB_TERMINATION", "a": "JOB_FAILED"}  # the mail service's
 
 
 def sh(body: str) -> str:
@@ -96,7 +96,7 @@ def open_files() -> set[str]:
     return found
 
 
-def services_settled(g, job: int, needed=MAILING_EVENTS) -> bool:
+def services_settled(g, job: int, needed=()) -> bool:
     """The job's events `needed` have service logs, and no service still writes one."""
     folder = g.job_dir(job) / "services"
     logs = {p.name: str(p) for p in folder.glob("*.log")} if folder.is_dir() else {}
@@ -273,14 +273,14 @@ def test_failing_and_chatty_services_do_no_harm(running, tmp_path):
     service(g.home, "JOB_START", "fail", "echo failing; exit 1\n")
     first = g.submit(sh("echo one\n"))
     g.wait_state(first, "finished")
-    wait_for(lambda: services_settled(g, first), 20, "the chatty service to end")
+    wait_for(lambda: services_settled(g, first, {"JOB_START"}), 20, "the chatty service to end")
     (log,) = (g.job_dir(first) / "services").glob("*.big.log")
     assert 0 < log.stat().st_size <= 1 << 20
 
     later = [g.submit(sh(f"echo {i}\n")) for i in range(3)]
     for job in later:
         g.wait_state(job, "finished")
-        wait_for(lambda: services_settled(g, job), 20, f"job {job}'s services to end")
+        wait_for(lambda: services_settled(g, job, {"JOB_START"}), 20, f"job {job}'s services to end")
         (log,) = (g.job_dir(job) / "services").glob("*.big.log")
         assert log.stat().st_size <= 1 << 20
         assert read(g.job_dir(job) / "stdout") == f"{later.index(job)}\n"
@@ -298,7 +298,7 @@ def test_job_names_never_reach_a_shell(running, tmp_path):
                    "--on", f'JOB_START=echo $GSAT_JOBNAME >> {q(out2)}; echo "$GSAT_JOBNAME" >> {q(out2)}')
     g.wait_state(job, "finished")
     wait_for(lambda: read(out1) and len(read(out2).splitlines()) == 2, 20, "the JOB_START services")
-    wait_for(lambda: services_settled(g, job), 20, "the services to end")
+    wait_for(lambda: services_settled(g, job, {"JOB_START"}), 20, "the services to end")
     assert read(out1) == name + "\n"
     assert read(out2).splitlines() == [name, name]
     assert read(g.job_dir(job) / "stdout") == name + "\n"
@@ -426,7 +426,11 @@ def run_to_end(g, script: str, final: str, *options) -> int:
     """Submit, wait for the final state and for every service of the job to end."""
     job = g.submit(script, *options)
     g.wait_state(job, final)
-    wait_for(lambda: f"JOB_{final.upper()}" in g.events(job) and services_settled(g, job), 20,
+    letters = options[options.index("-m") + 1] if "-m" in options else ""
+    mailing = {MAIL_LETTERS[c] for c in letters if c in MAIL_LETTERS}
+    if final == "finished":
+        mailing.discard("JOB_FAILED")
+    wait_for(lambda: f"JOB_{final.upper()}" in g.events(job) and services_settled(g, job, mailing), 20,
              f"job {job}'s services to end")
     return job
 
@@ -463,3 +467,16 @@ def test_mail_n_sends_nothing_and_a_mails_once_on_failure(gsat, smtp):
     assert rcpt == ["user@example.org"]
     assert "JOB_FAILED" in msg["Subject"]
     assert re.search(rf"\b{job}\b", body(msg))
+
+
+def test_gsat_when_limits_a_service_to_the_jobs_it_names(running, tmp_path):
+    g = running
+    marks = tmp_path / "marks"
+    service(g.home, "JOB_START", "typed", f"# gsat-when: jobtype=gtransfer\necho $GSAT_JOBID >> {q(marks)}\n")
+    plain = g.submit(sh("true\n"))
+    typed = g.submit(sh("true\n"), "-T", "gtransfer")
+    for job in (plain, typed):
+        g.wait_state(job, "finished")
+    wait_for(lambda: read(marks) == f"{typed}\n", 20, "the typed service")
+    # the shipped mail service says `# gsat-when: mail_events`: no -m, no process, no log
+    assert not list((g.job_dir(plain) / "services").glob("*.mail.log"))

@@ -34,7 +34,12 @@ def run(prog: str, main, argv=None) -> None:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
-    sys.exit(code or 0)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(code or 0)  # nothing to tear down: skip the interpreter's shutdown
 
 
 def say(prog: str, message: str) -> None:
