@@ -55,11 +55,13 @@ class FileChannel:
         name = msg.reply
         if not name or "/" in name or name.startswith("."):
             return
-        if not fifo.post(self.dir / "reply" / name, messages.encode_answer(answer)):
+        if fifo.post(self.dir / "reply" / name, messages.encode_answer(answer)) is not True:
             log.info("client of %s %s left before its answer", msg.kind, name)
 
     def housekeeping(self, now: float) -> None:
+        """Remove what crashed writers left in tmp/ and reply FIFOs nobody reads."""
         spool.reap_tmp(self.dir, now)
+        fifo.reap(self.dir / "reply", now - spool.TMP_GRACE)
 
 
 def _with_reply(msg: messages.Message, reply: str) -> messages.Message:

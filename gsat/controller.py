@@ -17,7 +17,6 @@ Imports: adapters and domain modules only; never the CLI or the mail gate.
 import functools
 import logging
 import os
-import select
 import signal
 import time
 
@@ -32,6 +31,7 @@ from gsat.layout import Layout
 
 log = logging.getLogger(__name__)
 
+GAP_SCAN = 1000  # ids a submit may skip before the controller lists jobs/ instead
 DEFERRED = object()  # handle() result: the answer is sent later (trigger --wait)
 
 
@@ -48,8 +48,8 @@ class Controller:
         if not isinstance(self.channel, FileChannel):
             self.channels.append(FileChannel(self.layout, self.host))
         self.jobs: dict[int, Job] = {}          # the active jobs this controller owns
-        self.children: dict[int, int] = {}      # shepherd pid -> job id (own children)
-        self.adopted: dict[int, int] = {}       # pidfd -> job id (shepherds of a former controller)
+        self.children: dict[int, tuple] = {}    # shepherd pid -> (job id, attempt): own children
+        self.adopted: dict[int, tuple] = {}     # pidfd -> (job id, attempt): a former controller's
         self.kill_at: dict[int, float] = {}     # job id -> when SIGKILL follows SIGTERM
         self.flags: set[str] = set()
         self.stopping = False
@@ -95,7 +95,11 @@ class Controller:
             signal.signal(sig, lambda _s, _f, flag=flag: self.flags.add(flag))
         self.open()
         while not self.stopping:
-            self.step(time.time())
+            try:
+                self.step(time.time())
+            except Exception:  # a bug or a disk error must not take the host's jobs down
+                log.exception("controller step failed; carrying on")
+                time.sleep(0.5)
             if not self.stopping:
                 self.wait(wake_r)
         log.info("controller of %s stops; %d jobs keep running", self.host,
@@ -104,10 +108,7 @@ class Controller:
     def wait(self, wake_fd: int) -> None:
         fds = [wake_fd, *self.adopted]
         fds += [w.fileno() for w in self.watchers if w.fileno() is not None]
-        try:
-            ready, _, _ = select.select(fds, [], [], self._timeout(time.time()))
-        except InterruptedError:
-            return
+        ready = fifo.wait(fds, self._timeout(time.time()))  # poll(): no FD_SETSIZE limit
         if wake_fd in ready:
             fifo.read(wake_fd)
         for watcher in self.watchers:
@@ -136,8 +137,10 @@ class Controller:
         }
         try:
             heartbeat.write(self.layout, record)
+            for channel in self.channels:
+                channel.housekeeping(now)
         except OSError as exc:
-            log.warning("cannot write the heartbeat: %s", exc)
+            log.warning("heartbeat or housekeeping failed: %s", exc)
 
     def _handle_flags(self) -> None:
         if "stop" in self.flags:
@@ -174,10 +177,16 @@ class Controller:
 
 
     def _on_submit(self, job_id: int, msg, now: float) -> None:
-        for gap in range(self.max_seen + 1, job_id):  # submissions whose message was lost
-            recovery.take_on(self, gap)
-        recovery.take_on(self, job_id)
-        self.max_seen = max(self.max_seen, job_id)
+        if job_id - self.max_seen > GAP_SCAN:  # far ahead (or nonsense): look at what exists
+            for found in jobs.job_ids(self.layout):
+                if found > self.max_seen:
+                    recovery.take_on(self, found)
+        else:
+            for gap in range(self.max_seen + 1, job_id):  # submissions whose message was lost
+                recovery.take_on(self, gap)
+            recovery.take_on(self, job_id)
+        if job_id in self.jobs:
+            self.max_seen = max(self.max_seen, job_id)
 
     def _on_delete(self, job_id: int, msg, now: float) -> None:
         job = self._owned(job_id)
@@ -202,8 +211,14 @@ class Controller:
         job = self._owned(job_id)
         if job.state.state != states.RUNNING:
             raise Refused(f"job {job_id} is {job.shown_state}, not running")
+        if not 0 < msg.signal < signal.NSIG:
+            raise UsageError(f"invalid signal number {msg.signal}")
         self._kill(job, msg.signal)
         if msg.signal in signames.STOPPING:
+            if msg.signal != signal.SIGSTOP:
+                # the job's group is orphaned (its own session): the kernel drops
+                # TSTP/TTIN/TTOU whose default action is to stop; make it stop
+                self._kill(job, signal.SIGSTOP)
             job.state.suspended = True
         elif msg.signal == signal.SIGCONT:
             job.state.suspended = False
@@ -239,7 +254,10 @@ class Controller:
         if msg.kill_jobs:
             for job in self.jobs.values():
                 if job.state.state == states.RUNNING:
-                    self._kill(job, signal.SIGTERM)
+                    try:
+                        self._kill(job, signal.SIGTERM)
+                    except Refused as exc:
+                        log.warning("%s", exc)
         self.stopping = True
         return messages.Answer(text="STOPPING")
 
@@ -249,8 +267,9 @@ class Controller:
         job = self.jobs.get(job_id)
         if job is None:
             job = jobs.load(self.layout, job_id)
-            if job.state.host not in (None, self.host):
-                raise Refused(f"job {job_id} belongs to host {job.state.host}")
+            owner = job.state.host or job.spec.get("host") or self.host
+            if owner != self.host:
+                raise Refused(f"job {job_id} belongs to host {owner}")
             job.state.host = self.host
         return job
 
@@ -283,17 +302,20 @@ class Controller:
                 job = self.jobs.get(job_id)
                 if job and job.state.state == states.RUNNING:
                     log.info("job %d outlived its grace: SIGKILL", job_id)
-                    self._kill(job, signal.SIGKILL)
+                    try:
+                        self._kill(job, signal.SIGKILL)
+                    except Refused as exc:
+                        log.warning("%s", exc)
 
     def _kill(self, job: Job, sig: int) -> None:
         pgid = recovery.job_pgid(self, job)
         deadline = time.monotonic() + 2.0
-        while pgid is None and job.id in self.children.values() and time.monotonic() < deadline:
+        while pgid is None and (job.id, job.state.attempt) in self.children.values() \
+                and time.monotonic() < deadline:
             time.sleep(0.001)  # forked a moment ago: its shepherd is recording the job's pid
             pgid = recovery.job_pgid(self, job)
         if pgid is None:
-            log.warning("job %d: no process group to signal", job.id)
-            return
+            raise Refused(f"job {job.id}: its process group cannot be found (ended a moment ago?)")
         try:
             os.killpg(pgid, sig)
         except ProcessLookupError:
@@ -317,7 +339,7 @@ class Controller:
             log.error("job %d: cannot start a shepherd: %s", job.id, exc)
             self.run_ended(job, now)
             return
-        self.children[pid] = job.id
+        self.children[pid] = (job.id, job.state.attempt)
         self.running_changed = True
         self._event(job, event)
 
@@ -350,19 +372,22 @@ class Controller:
             if pid in self.services.running:
                 self.dispatcher.service_ended(self.services.reaped(pid, status))
                 continue
-            job = self.jobs.get(self.children.pop(pid, 0))
-            if job and job.state.state == states.RUNNING:
-                self.run_ended(job, now)
+            self._shepherd_ended(self.children.pop(pid, None), now)
 
     def _adopted_ended(self, pidfd: int, now: float) -> None:
-        job = self.jobs.get(self.adopted.pop(pidfd))
         os.close(pidfd)
-        if job and job.state.state == states.RUNNING:
+        self._shepherd_ended(self.adopted.pop(pidfd), now)
+
+    def _shepherd_ended(self, run: tuple | None, now: float) -> None:
+        """A shepherd is gone: if its run is still the job's current one, end it."""
+        job = self.jobs.get(run[0]) if run else None
+        if job and job.state.state == states.RUNNING and job.state.attempt == run[1]:
             self.run_ended(job, now)
 
     def run_ended(self, job: Job, now: float) -> None:
         """The current run of `job` is over: record it and decide what follows."""
         self.running_changed = True
+        self.kill_at.pop(job.id, None)  # a SIGKILL due for this run must not hit the next
         record = shepherd.read_exit(str(self.layout.job_dir(job.id)), job.state.attempt)
         job.state.exit = record["exit"] if record else EXIT_LOST
         if record is None:

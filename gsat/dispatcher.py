@@ -9,7 +9,6 @@ services have all ended.
 
 import json
 import logging
-import os
 import sys
 import time
 
@@ -72,17 +71,8 @@ class Dispatcher:
             return {}
 
     def tell_waiters(self, job, event: str | None = None) -> None:
-        folder = self.layout.job_dir(job.id) / "waiters"
-        try:
-            names = os.listdir(folder)
-        except FileNotFoundError:
-            return
         line = json.dumps({"job": job.id, "state": job.state.state, "event": event}).encode() + b"\n"
-        for name in names:
-            if name.startswith("."):
-                continue
-            if not fifo.post(folder / name, line):  # its waiter is gone
-                fifo.remove(folder / name)
+        fifo.post_all(self.layout.job_dir(job.id) / "waiters", line)
 
     # ---- trigger --wait ----------------------------------------------------
     def hold_answer(self, reply, event: dict, pids: list[int]) -> None:

@@ -29,23 +29,57 @@ def create(folder, prefix: str = "") -> tuple[str, int]:
     return path, fd
 
 
-def post(path, data: bytes) -> bool:
-    """Write `data` to the FIFO at `path` if a reader waits; True if it did."""
+def post(path, data: bytes, dir_fd: int | None = None) -> bool | None:
+    """Write `data` to the FIFO at `path` if a reader waits: True if it did,
+    False if nobody reads it any more, None if `path` is no FIFO at all.
+    Never follows a symlink, never blocks, never raises."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if not stat.S_ISFIFO(os.lstat(path, dir_fd=dir_fd).st_mode):
+            return None
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as exc:
-        if exc.errno in (errno.ENXIO, errno.ENOENT, errno.ELOOP, errno.EACCES):
-            return False
-        raise
+        return False if exc.errno == errno.ENXIO else None
     try:
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-            return False
+            return None
         os.write(fd, data)
         return True
-    except BlockingIOError:
-        return False
+    except OSError:
+        return True  # full (the reader is slow, it wakes anyway) or gone in between
     finally:
         os.close(fd)
+
+
+def post_all(folder, data: bytes) -> None:
+    """post() to every FIFO in `folder` (not through symlinks); remove the
+    ones whose reader has gone."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        for name in os.listdir(dir_fd):
+            if not name.startswith(".") and post(name, data, dir_fd) is False:
+                try:
+                    os.unlink(name, dir_fd=dir_fd)
+                except OSError:
+                    pass
+    finally:
+        os.close(dir_fd)
+
+
+def reap(folder, before: float) -> None:
+    """Unlink the FIFOs in `folder` older than `before` that have no reader."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime < before and post(entry.path, b"") is False:
+                os.unlink(entry.path)
+        except OSError:
+            pass
 
 
 def wait(fds: list[int], timeout: float | None) -> list[int]:

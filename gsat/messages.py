@@ -129,9 +129,10 @@ def encode(msg: Message) -> bytes:
 def decode(data: bytes) -> Message:
     """Parse and type-check one message; BadMessage says why it is refused."""
     body = _load(data)
-    cls = KINDS.get(body.get("kind"))
+    kind = body.get("kind")
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise BadMessage(f"unknown command {body.get('kind')!r}")
+        raise BadMessage(f"unknown command {str(kind)[:40]!r}")
     return cls(**_fields(cls, body))
 
 
@@ -151,8 +152,8 @@ def _load(data: bytes) -> dict:
         body = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadMessage("not valid UTF-8") from None
-    except ValueError as exc:
-        raise BadMessage(f"not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise BadMessage(f"not valid JSON: {str(exc)[:80]}") from None
     if not isinstance(body, dict):
         raise BadMessage("not a JSON object")
     return body

@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 def recover(ctrl) -> None:
     for job_id in jobs.job_ids(ctrl.layout):
         ctrl.max_seen = max(ctrl.max_seen, job_id)
-        take_on(ctrl, job_id)
+        try:
+            take_on(ctrl, job_id)
+        except Exception:  # one damaged job directory must not keep the others from running
+            log.exception("job %d: cannot take it on; skipped", job_id)
     for entry in services.pending(ctrl.layout):
         _redispatch(ctrl, entry["job"], entry["event"])
 
@@ -69,8 +72,10 @@ def take_on(ctrl, job_id: int) -> None:
     if st.host != ctrl.host or st.state not in states.ACTIVE:
         return
     ctrl.jobs[job_id] = job
-    if st.state == states.RUNNING and job_id not in ctrl.children.values():
+    if st.state == states.RUNNING and (job_id, st.attempt) not in ctrl.children.values():
         _readopt(ctrl, job)
+        if st.state == states.RUNNING and st.pending:  # a gqdel/gqhold the crash interrupted
+            ctrl._interrupt(job, st.pending, _pending_signal(ctrl, job), time.time())
 
 
 def _readopt(ctrl, job) -> None:
@@ -93,31 +98,24 @@ def _readopt(ctrl, job) -> None:
     ctrl.run_ended(job, time.time())  # reads the exit record if it appeared meanwhile
 
 
+def _pending_signal(ctrl, job) -> int:
+    import signal
+    return ctrl._jobtype(job).hold_signal if job.state.pending == "hold" else signal.SIGTERM
+
+
 def _watch(ctrl, job, pid: int) -> bool:
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return False
-    ctrl.adopted[pidfd] = job.id
+    ctrl.adopted[pidfd] = (job.id, job.state.attempt)
     return procinfo.start_ticks(pid) is not None
 
 
 def job_pgid(ctrl, job) -> int | None:
-    """The job's process group (its pid), if the run's start record has it."""
+    """The job's process group (its pid), once its shepherd has published it
+    (after the job's exec, so the group surely exists); None before or after."""
     record = shepherd.read_start(str(ctrl.layout.job_dir(job.id)), job.state.attempt) or {}
-    pid = record.get("job_pid")
-    if pid is None or not procinfo.alive(record.get("shepherd")):
-        # the shepherd forked the job but has not yet written its pid, or is gone
-        return _pgid_from_children(record.get("shepherd"))
-    return pid
-
-
-def _pgid_from_children(ident) -> int | None:
-    if not ident or not procinfo.alive(ident):
+    if record.get("job_pid") is None or not procinfo.alive(record.get("shepherd")):
         return None
-    try:
-        with open(f"/proc/{ident['pid']}/task/{ident['pid']}/children") as f:
-            kids = f.read().split()
-    except OSError:
-        return None
-    return int(kids[0]) if kids else None
+    return record["job_pid"]

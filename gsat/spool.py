@@ -66,6 +66,9 @@ def take(spool, parse) -> list:
         except BadMessage as exc:
             set_aside(spool, name, str(exc))
             continue
+        except Exception as exc:  # whatever else a hostile file can do to a parser
+            set_aside(spool, name, f"unreadable: {type(exc).__name__}: {exc}")
+            continue
         fsutil.unlink_quietly(os.path.join(new, name))
     return out
 

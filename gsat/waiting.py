@@ -19,7 +19,7 @@ lost job, 124 on timeout.
 import os
 import time
 
-from gsat import client, eventlog, fifo, jobs, states, watch
+from gsat import client, eventlog, fifo, fsutil, jobs, states, watch
 from gsat.errors import EXIT_LOST, WAIT_TIMEOUT, NoSuchJob
 
 
@@ -27,23 +27,34 @@ def wait_jobs(ctx, ids: list[int], timeout: float | None = None, any_: bool = Fa
               event: str | None = None) -> int:
     """Block until the jobs end (or, with `event`, fire it: 0, or end first: 1)."""
     for job_id in ids:
-        jobs.load(ctx.layout, job_id)  # NoSuchJob (exit 3) before waiting at all
+        jobs.load(ctx.layout, job_id, deleted_ok=True)  # NoSuchJob (exit 3) before waiting
     client.ensure_controller(ctx)
-    fifos = {job_id: make_fifo(ctx.layout, job_id) for job_id in ids}
+    path, fd = make_fifo(ctx.layout, ids[0])
+    links = [_link(path, ctx.layout, job_id) for job_id in ids[1:]]  # one FIFO, one fd, any count
     value_of = exit_value if event is None else (lambda layout, job_id: fired(layout, job_id, event))
     try:
-        return _loop(ctx, ids, fifos, timeout, any_, value_of)
+        return _loop(ctx, ids, fd, timeout, any_, value_of)
     finally:
-        for path, fd in fifos.values():
-            fifo.remove(path, fd)
+        for link in links:
+            fsutil.unlink_quietly(link)
+        fifo.remove(path, fd)
 
 
-def _loop(ctx, ids, fifos, timeout, any_, value_of) -> int:
+def _link(path: str, layout, job_id: int) -> str:
+    folder = layout.job_dir(job_id) / "waiters"
+    os.makedirs(folder, 0o700, exist_ok=True)
+    link = str(folder / os.path.basename(path))
+    os.link(path, link)
+    return link
+
+
+def _loop(ctx, ids, fd, timeout, any_, value_of) -> int:
     deadline = None if timeout is None else time.monotonic() + timeout
     recheck = ctx.config["poll_interval"] if watch.is_network(ctx.layout.jobs) else None
     done: dict[int, int] = {}
+    check = list(dict.fromkeys(ids))  # at first every job; then those the controller named
     while True:
-        for job_id in ids:
+        for job_id in check:
             if job_id not in done:
                 value = value_of(ctx.layout, job_id)
                 if value is not None:
@@ -56,17 +67,33 @@ def _loop(ctx, ids, fifos, timeout, any_, value_of) -> int:
         if left is not None and left <= 0:
             return WAIT_TIMEOUT
         waits = [t for t in (left, recheck) if t is not None]
-        fds = [fd for job_id, (_, fd) in fifos.items() if job_id not in done]
-        for fd in fifo.wait(fds, min(waits) if waits else None):
-            fifo.read(fd)
+        if fifo.wait([fd], min(waits) if waits else None):
+            check = _named(fifo.read(fd), ids)
+        else:
+            check = ids  # a timer: another host's controller cannot reach our FIFO
+
+
+def _named(lines: bytes, ids: list[int]) -> list[int]:
+    """The waited-for jobs that the controller's lines name."""
+    import json
+    named = []
+    for line in lines.splitlines():
+        try:
+            named.append(json.loads(line)["job"])
+        except (ValueError, KeyError, TypeError):
+            return ids  # not ours to understand: look at them all
+    wanted = set(ids)
+    return [job for job in dict.fromkeys(named) if job in wanted]
 
 
 def exit_value(layout, job_id: int) -> int | None:
     """The job's final exit value, or None while it may still run."""
     try:
-        job = jobs.load(layout, job_id)
+        job = jobs.load(layout, job_id, deleted_ok=True)
     except NoSuchJob:
-        return EXIT_LOST  # deleted meanwhile
+        return EXIT_LOST  # vanished meanwhile
+    if job.state.state == states.DELETED:
+        return EXIT_LOST
     if job.state.state in states.ENDED:
         return job.state.exit if job.state.exit is not None else EXIT_LOST
     return None

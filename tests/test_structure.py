@@ -15,7 +15,7 @@ PKG = ROOT / "gsat"
 
 # lower layers may never import higher ones
 LAYERS = [
-    {"errors", "states", "messages", "config", "layout", "signames"},
+    {"errors", "states", "messages", "config", "layout", "signames", "options"},
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
      "heartbeat", "procstats"},
     {"jobs", "jobtypes", "environment", "shepherd", "scheduler", "eventlog", "submit",

@@ -2,11 +2,12 @@
 mapping of GsatError to exit codes, and job id parsing."""
 
 import argparse
+import errno
 import os
 import sys
 
 from gsat import __version__
-from gsat.errors import USAGE, GsatError, UsageError
+from gsat.errors import HOME_UNUSABLE, REFUSED, USAGE, GsatError, UsageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,6 +32,9 @@ def run(prog: str, main, argv=None) -> None:
         code = exc.code
     except KeyboardInterrupt:
         code = 130
+    except OSError as exc:  # the disk or the kernel said no: one line, a documented code
+        say(prog, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        code = HOME_UNUSABLE if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) else REFUSED
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
