@@ -14,14 +14,14 @@ channel (gsat.channel_sysv) carries the same bytes through a message queue.
 `open_channel` picks one from the config.
 """
 
-import logging
+
 import os
 
-from gsat import fifo, messages, spool
+from gsat import fifo, lazylog, messages, spool
 from gsat.errors import Unreachable
 from gsat.layout import Layout
 
-log = logging.getLogger(__name__)
+log = lazylog.get(__name__)
 
 
 class FileChannel:
@@ -65,8 +65,7 @@ class FileChannel:
 
 
 def _with_reply(msg: messages.Message, reply: str) -> messages.Message:
-    import dataclasses
-    return dataclasses.replace(msg, reply=reply, mid=msg.mid or messages.new_mid())
+    return msg.replace(reply=reply, mid=msg.mid or messages.new_mid())
 
 
 def open_channel(config, layout: Layout, host: str | None = None):

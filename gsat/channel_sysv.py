@@ -80,8 +80,7 @@ class SysvChannel:
         self._ring()
 
     def request(self, msg: messages.Message, timeout: float) -> messages.Answer:
-        import dataclasses
-        msg = dataclasses.replace(msg, reply=str(os.getpid()), mid=msg.mid or messages.new_mid())
+        msg = msg.replace(reply=str(os.getpid()), mid=msg.mid or messages.new_mid())
         self._drop_stale(os.getpid())
         self.send(msg)
         # msgrcv has no timeout: block in it and let an interval timer interrupt it
@@ -161,8 +160,7 @@ class SysvChannel:
             return
         if client <= REQUEST:
             return
-        import dataclasses
-        data = messages.encode_answer(dataclasses.replace(answer, mid=msg.mid))
+        data = messages.encode_answer(answer.replace(mid=msg.mid))
         try:
             self.queue.send(data, block=False, type=client)
         except (self.ipc.BusyError, self.ipc.ExistentialError, OSError) as exc:

@@ -5,31 +5,32 @@ controller that owns a job, and wait for its answer with a deadline.
 Never imports the controller; it starts one as a separate process.
 """
 
-import dataclasses
-
 from gsat import config as configmod, daemon, jobs, messages
 from gsat.channel import open_channel
 from gsat.errors import NoSuchJob
 from gsat.layout import Layout
+from gsat.record import Record
 
 
-@dataclasses.dataclass(frozen=True)
-class Context:
-    config: configmod.Config
-    layout: Layout
+class Context(Record):
+    __slots__ = ()
+    FIELDS = {"config": None, "layout": None}
+
+
+CHUNK = 500  # ids per message: fits a SysV message of 8 KiB and its answer a FIFO write
 
 
 def context() -> Context:
     config = configmod.load()
     layout = Layout(config.home, config.host)
     layout.ensure()
-    return Context(config, layout)
+    return Context(config=config, layout=layout)
 
 
 def with_timeout(ctx: Context, seconds: float) -> Context:
     """The same context with another answer timeout."""
     values = {**ctx.config.values, "timeout": seconds}
-    return dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, values=values))
+    return ctx.replace(config=ctx.config.replace(values=values))
 
 
 def ensure_controller(ctx: Context) -> None:
@@ -67,8 +68,10 @@ def per_job_request(ctx: Context, kind, ids: list[int], **fields) -> dict[int, t
         except NoSuchJob as exc:
             results[job_id] = (exc.code, str(exc))
     for host, group in by_host.items():
-        answer = request(ctx, kind(jobs=group, **fields), host)
-        for job_id in group:
-            code, text = answer.results.get(str(job_id), (answer.code, answer.text))
-            results[job_id] = (code, text)
+        for start in range(0, len(group), CHUNK):
+            chunk = group[start:start + CHUNK]
+            answer = request(ctx, kind(jobs=chunk, **fields), host)
+            for job_id in chunk:
+                code, text = answer.results.get(str(job_id), (answer.code, answer.text))
+                results[job_id] = (code, text)
     return {job_id: results[job_id] for job_id in ids}

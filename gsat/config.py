@@ -7,12 +7,11 @@ DEFAULTS is the one table of keys; etc/gsat.yaml documents the same values
 exists, so that the command-line tools start fast without one.
 """
 
-import dataclasses
-import json
 import os
-import pathlib
 
 from gsat.errors import UsageError
+from gsat.paths import Path
+from gsat.record import Record
 
 DEFAULTS = {
     "hostname": None,          # None: socket.gethostname()
@@ -35,10 +34,9 @@ WATCHES = ("auto", "inotify", "poll")
 CHANNELS = ("file", "sysv")
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    home: pathlib.Path
-    values: dict
+class Config(Record):
+    __slots__ = ()
+    FIELDS = {"home": None, "values": {}}
 
     def __getitem__(self, key):
         return self.values[key]
@@ -48,32 +46,36 @@ class Config:
         return self.values["hostname"]
 
 
-def gsat_home() -> pathlib.Path:
+def gsat_home() -> Path:
     home = os.environ.get("GSAT_HOME") or os.path.join(os.path.expanduser("~"), ".gsat")
-    return pathlib.Path(os.path.abspath(home))
+    return Path(os.path.abspath(home))
 
 
-def share_dir() -> pathlib.Path:
+_SHARE: list = []
+
+
+def share_dir() -> Path:
     """Where etc/ and libexec/ live: the checkout, or sys.prefix/share/gsat."""
-    here = pathlib.Path(__file__).resolve().parent.parent
-    if (here / "etc" / "jobtypes").is_dir():
-        return here
-    import sys
-    return pathlib.Path(sys.prefix) / "share" / "gsat"
+    if not _SHARE:
+        here = Path(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+        if not (here / "etc" / "jobtypes").is_dir():
+            import sys
+            here = Path(sys.prefix) / "share" / "gsat"
+        _SHARE.append(here)
+    return _SHARE[0]
 
 
-def load(home: pathlib.Path | None = None) -> Config:
+def load(home: Path | None = None) -> Config:
     home = home or gsat_home()
     values = _merge(DEFAULTS, _read_user_file(home / "config.yaml"))
     _apply_env(values)
     if not values["hostname"]:
-        import socket
-        values["hostname"] = socket.gethostname()
+        values["hostname"] = os.uname().nodename  # = socket.gethostname(), without importing socket
     _validate(values)
     return Config(home=home, values=values)
 
 
-def _read_user_file(path: pathlib.Path) -> dict:
+def _read_user_file(path: Path) -> dict:
     """The user's config.  Parsed YAML is cached as JSON beside it (keyed by
     the file's mtime and size) so that the tools need not import PyYAML."""
     try:
@@ -84,8 +86,9 @@ def _read_user_file(path: pathlib.Path) -> dict:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     key = [info.st_mtime_ns, info.st_size, info.st_ino]
     cache = path.with_name(".config.cache.json")
+    from gsat import jsontext
     try:
-        cached = json.loads(cache.read_bytes())
+        cached = jsontext.loads(cache.read_bytes())
         if cached.get("key") == key:
             return cached["values"]
     except (OSError, ValueError, AttributeError):
@@ -93,14 +96,14 @@ def _read_user_file(path: pathlib.Path) -> dict:
     values = _parse_yaml(path)
     tmp = cache.with_name(f".config.cache.{os.getpid()}")
     try:  # a cache only: no fsync; rename so no reader sees half of it
-        tmp.write_text(json.dumps({"key": key, "values": values}))
+        tmp.write_text(jsontext.dumps({"key": key, "values": values}))
         os.replace(tmp, cache)
     except (OSError, TypeError, ValueError):
         pass
     return values
 
 
-def _parse_yaml(path: pathlib.Path) -> dict:
+def _parse_yaml(path: Path) -> dict:
     try:
         text = path.read_text()
     except OSError as exc:

@@ -61,7 +61,8 @@ class Controller:
         self.replying = self.channel  # the channel of the message being handled
         self.services = self.dispatcher.runner
         self.next_beat = 0.0
-        self.running_changed = False  # gqnodes shows running jobs at once, not a beat later
+        self.running_changed = False  # gqnodes shows running jobs within a second, not a beat later
+        self.last_beat = 0.0
 
     # ---- the loop --------------------------------------------------------
     def open(self) -> None:
@@ -84,7 +85,7 @@ class Controller:
         self._escalate_kills(now)
         self.services.kill_overdue(now)
         self._start_ready(now)
-        if now >= self.next_beat or self.stopping or self.running_changed:
+        if now >= self.next_beat or self.stopping or (self.running_changed and now >= self.last_beat + 1.0):
             self._beat(now)
 
     def run(self) -> None:
@@ -118,7 +119,7 @@ class Controller:
 
     def _timeout(self, now: float) -> float | None:
         due = [w.interval for w in self.watchers if w.interval]
-        due.append(max(0.0, self.next_beat - now))
+        due.append(max(0.0, (self.last_beat + 1.0 if self.running_changed else self.next_beat) - now))
         due += [max(0.0, t - now) for t in self.kill_at.values()]
         if self.services.next_deadline() is not None:
             due.append(max(0.0, self.services.next_deadline() - now))
@@ -127,6 +128,7 @@ class Controller:
     def _beat(self, now: float) -> None:
         interval = self.config["heartbeat_interval"]
         self.next_beat = now + interval
+        self.last_beat = now
         self.running_changed = False
         record = {
             "host": self.host, "pid": os.getpid(), "started": self.started, "time": now,
@@ -231,7 +233,7 @@ class Controller:
             self.run_ended(job, now)
 
     def _on_trigger(self, msg: messages.Trigger, now: float):
-        if msg.event in states.RESERVED_EVENTS or not states.USER_EVENT.match(msg.event):
+        if msg.event in states.RESERVED_EVENTS or not states.valid_event_name(msg.event):
             raise UsageError(f"invalid event name {msg.event!r} (reserved, or not [A-Za-z][A-Za-z0-9_.-]*)")
         job = self.jobs.get(msg.job) or jobs.load(self.layout, msg.job)
         event, pids = self._event(job, msg.event, args=list(msg.args))

@@ -7,7 +7,6 @@ the GSAT_* variables of SPEC §5.  Stdlib only.
 """
 
 import os
-import string
 
 KEEP = ("HOME", "USER", "LOGNAME", "SHELL", "PATH", "LANG", "LANGUAGE")
 
@@ -31,6 +30,7 @@ def at_submit(environ: dict, export_all: bool, variables: list[str]) -> dict:
 def for_run(job_id: int, spec: dict, run: int, host: str, home: str, jobdir: str,
             jobtype_env: dict) -> dict:
     """The complete environment of run `run` of a job."""
+    import string
     env = dict(spec["env"])
     extra = {"UID": str(os.getuid()), **env}
     for key, value in jobtype_env.items():

@@ -7,11 +7,10 @@ JOB_TERMINATION lines carry "exit"; user events carry "args".  A line is
 written (O_APPEND) before anything acts on the event.
 """
 
-import json
 import os
 import time
 
-from gsat import fsutil
+from gsat import fsutil, jsontext
 
 
 def make(job: int, name: str, host: str, run: int, **fields) -> dict:
@@ -23,7 +22,7 @@ def make(job: int, name: str, host: str, run: int, **fields) -> dict:
 def append(jobdir, event: dict) -> None:
     # not fsynced: an event with services is durable in the outbox first (and
     # appended again from there after a crash); the job's state is in state.json
-    fsutil.append_line(os.path.join(jobdir, "events.log"), json.dumps(event).encode() + b"\n", sync=False)
+    fsutil.append_line(os.path.join(jobdir, "events.log"), jsontext.dumps(event).encode() + b"\n", sync=False)
 
 
 def read(jobdir) -> list[dict]:
@@ -32,7 +31,7 @@ def read(jobdir) -> list[dict]:
     out = []
     for line in data.splitlines():
         try:
-            out.append(json.loads(line))
+            out.append(jsontext.loads(line))
         except ValueError:
             continue
     return out

@@ -10,7 +10,6 @@ Disk-full and read-only errors become HomeUnusable (exit 6).
 """
 
 import errno
-import json
 import os
 
 from gsat.errors import HomeUnusable
@@ -53,7 +52,8 @@ def atomic_write(path, data: bytes, sync: bool = True, mode: int = 0o600, sync_d
 
 
 def write_json(path, obj, sync: bool = True, sync_dir: bool = True) -> None:
-    atomic_write(path, json.dumps(obj, sort_keys=True).encode() + b"\n", sync, sync_dir=sync_dir)
+    from gsat import jsontext
+    atomic_write(path, jsontext.dumps(obj, sort_keys=True).encode() + b"\n", sync, sync_dir=sync_dir)
 
 
 def read_bytes(path, limit: int = 1 << 20) -> bytes | None:
@@ -70,7 +70,10 @@ def read_bytes(path, limit: int = 1 << 20) -> bytes | None:
 
 def read_json(path):
     data = read_bytes(path)
-    return None if data is None else json.loads(data)
+    if data is None:
+        return None
+    from gsat import jsontext
+    return jsontext.loads(data)
 
 
 def fsync_dir(path) -> None:

@@ -16,41 +16,45 @@ temporary directory that is ignored.  Deleted jobs keep a tombstone
 the event the change causes.
 """
 
-import dataclasses
 import errno
-import json
 import os
-import shutil
 
-from gsat import fsutil, states
+from gsat import fsutil, jsontext, states
 from gsat.errors import NoSuchJob, Refused, UsageError
 from gsat.layout import Layout, parse_job_name
+from gsat.record import Record
 
 
-@dataclasses.dataclass
-class State:
-    state: str = states.QUEUED
-    host: str | None = None
-    run: int = 0          # GSAT_RUN of the current or last run
-    attempt: int = 0      # names runs/ATTEMPT.start|exit; never reused
-    restarts: int = 0
-    started: float | None = None
-    ended: float | None = None
-    exit: int | None = None
-    suspended: bool = False
-    pending: str | None = None  # "delete" or "hold" while the job is being killed
+class State(Record):
+    """What state.json holds."""
+
+    FROZEN = False
+    __slots__ = ()
+    FIELDS = {
+        "state": states.QUEUED,
+        "host": None,
+        "run": 0,            # GSAT_RUN of the current or last run
+        "attempt": 0,        # names runs/ATTEMPT.start|exit; never reused
+        "restarts": 0,
+        "started": None,
+        "ended": None,
+        "exit": None,
+        "suspended": False,
+        "pending": None,     # "delete" or "hold" while the job is being killed
+    }
 
     @classmethod
     def from_dict(cls, data: dict) -> "State":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        if not isinstance(data, dict):
+            raise ValueError("state.json is not a JSON object")
+        return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
 
 
-@dataclasses.dataclass
 class Job:
-    id: int
-    spec: dict
-    state: State
+    __slots__ = ("id", "spec", "state")
+
+    def __init__(self, id: int, spec: dict, state: State):
+        self.id, self.spec, self.state = id, spec, state
 
     @property
     def shown_state(self) -> str:
@@ -109,7 +113,7 @@ def _publish_one(layout: Layout, spec: dict, script: bytes, start: int) -> int:
     os.mkdir(tmp, 0o700)
     try:
         fsutil.write_new(tmp / "script", script, mode=0o700)
-        fsutil.write_new(tmp / "job.json", json.dumps(spec, sort_keys=True).encode() + b"\n")
+        fsutil.write_new(tmp / "job.json", jsontext.dumps(spec, sort_keys=True).encode() + b"\n")
         fsutil.fsync_dir(tmp)
         job = start
         while True:
@@ -121,6 +125,7 @@ def _publish_one(layout: Layout, spec: dict, script: bytes, start: int) -> int:
                     raise
                 job += 1
     except OSError as exc:
+        import shutil
         shutil.rmtree(tmp, ignore_errors=True)
         raise fsutil.translate_error(exc, tmp) from None
 
@@ -164,9 +169,15 @@ def load(layout: Layout, job: int, deleted_ok: bool = False) -> Job:
         state = fsutil.read_json(folder / "state.json")
     except (ValueError, NotADirectoryError):
         raise NoSuchJob(f"job {job}: unreadable record") from None
+    if not isinstance(spec, (dict, type(None))):
+        raise NoSuchJob(f"job {job}: unreadable record")
     if spec is None or (state or {}).get("state") == states.DELETED and not deleted_ok:
         raise NoSuchJob(f"no such job {job}")
-    return Job(job, fix_array_id(spec, job), State.from_dict(state) if state else initial_state(spec))
+    try:
+        state = State.from_dict(state) if state else initial_state(spec)
+    except (ValueError, TypeError):
+        raise NoSuchJob(f"job {job}: unreadable state") from None
+    return Job(job, fix_array_id(spec, job), state)
 
 
 def initial_state(spec: dict) -> State:
@@ -181,11 +192,12 @@ def save(layout: Layout, job: Job, sync: bool = True) -> None:
     """Write state.json atomically (fsynced unless sync=False).  An older
     state.json after a power loss is consistent: recovery goes by the run
     records, so the directory is not fsynced on every change."""
-    fsutil.write_json(layout.job_dir(job.id) / "state.json", dataclasses.asdict(job.state), sync, sync_dir=False)
+    fsutil.write_json(layout.job_dir(job.id) / "state.json", job.state.as_dict(), sync, sync_dir=False)
 
 
 def bury(layout: Layout, job: Job) -> None:
     """Turn a saved deleted job into a tombstone: keep job.json and state.json."""
+    import shutil
     folder = layout.job_dir(job.id)
     for entry in os.scandir(folder):
         if entry.name not in ("job.json", "state.json"):

@@ -13,29 +13,24 @@ same name.  Only the controller parses these files (PyYAML); the tools only
 check that a type exists.
 """
 
-import dataclasses
-import pathlib
 
-from gsat import signames
 from gsat.errors import UsageError
+from gsat.paths import Path
+from gsat.record import Record
 
 KEYS = {"hold_signal", "restart_on", "restart_limit", "environment", "description"}
 
 
-@dataclasses.dataclass(frozen=True)
-class JobType:
-    name: str
-    hold_signal: int = 15
-    restart_on: tuple[int, ...] = ()
-    restart_limit: int = 0
-    environment: dict = dataclasses.field(default_factory=dict)
+class JobType(Record):
+    __slots__ = ()
+    FIELDS = {"name": "default", "hold_signal": 15, "restart_on": (), "restart_limit": 0, "environment": {}}
 
 
-def search_path(user_dir: pathlib.Path, system_dir: pathlib.Path) -> list[pathlib.Path]:
+def search_path(user_dir: Path, system_dir: Path) -> list[Path]:
     return [user_dir, system_dir]
 
 
-def find(name: str, dirs: list[pathlib.Path]) -> pathlib.Path:
+def find(name: str, dirs: list[Path]) -> Path:
     """The file that defines type `name`; UsageError when there is none."""
     if not name or "/" in name or name.startswith("."):
         raise UsageError(f"unknown job type {name!r}")
@@ -46,8 +41,10 @@ def find(name: str, dirs: list[pathlib.Path]) -> pathlib.Path:
     raise UsageError(f"unknown job type {name!r}")
 
 
-def load(name: str, dirs: list[pathlib.Path]) -> JobType:
+def load(name: str, dirs: list[Path]) -> JobType:
     import yaml
+
+    from gsat import signames
     path = find(name, dirs)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -67,7 +64,7 @@ def load(name: str, dirs: list[pathlib.Path]) -> JobType:
 class Catalog:
     """The job types in `dirs`, each parsed once and again when its file changes."""
 
-    def __init__(self, dirs: list[pathlib.Path]):
+    def __init__(self, dirs: list[Path]):
         self.dirs = dirs
         self._cache: dict[str, tuple[float, JobType]] = {}
 

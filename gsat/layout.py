@@ -23,34 +23,34 @@ Stdlib only.
 """
 
 import os
-import pathlib
 import stat
 
 from gsat.errors import HomeUnusable
+from gsat.paths import Path
 
 JOB_DIGITS = 7
 
 
 class Layout:
-    def __init__(self, home: pathlib.Path, host: str):
-        self.home = pathlib.Path(home)
+    def __init__(self, home: Path, host: str):
+        self.home = Path(home)
         self.host = host
         self.jobs = self.home / "jobs"
         self.nextid = self.home / "nextid"
 
-    def job_dir(self, job: int) -> pathlib.Path:
+    def job_dir(self, job: int) -> Path:
         return self.jobs / job_name(job)
 
-    def spool(self, host: str | None = None) -> pathlib.Path:
+    def spool(self, host: str | None = None) -> Path:
         return self.home / "spool" / (host or self.host)
 
-    def host_dir(self, host: str | None = None) -> pathlib.Path:
+    def host_dir(self, host: str | None = None) -> Path:
         return self.home / "hosts" / (host or self.host)
 
-    def user_jobtypes(self) -> pathlib.Path:
+    def user_jobtypes(self) -> Path:
         return self.home / "jobtypes"
 
-    def user_services(self) -> pathlib.Path:
+    def user_services(self) -> Path:
         return self.home / "services"
 
     def ensure(self, host: str | None = None) -> None:
@@ -73,7 +73,7 @@ def parse_job_name(name: str) -> int | None:
     return int(name) if name.isdigit() and len(name) >= JOB_DIGITS else None
 
 
-def check_private(path: pathlib.Path) -> None:
+def check_private(path: Path) -> None:
     """HomeUnusable unless `path` is a real directory of ours, not writable by others."""
     try:
         info = os.lstat(path)
@@ -88,7 +88,7 @@ def check_private(path: pathlib.Path) -> None:
                            f"chmod go-w it")
 
 
-def _mkdir(path: pathlib.Path) -> None:
+def _mkdir(path: Path) -> None:
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:

@@ -34,8 +34,9 @@ COMMAND_OPTIONS = (
 )
 
 
-def parse(argv: list[str], table=JOB_OPTIONS) -> tuple[dict, list[str]]:
-    """Options given in `argv` (only those) and the positional arguments."""
+def parse(argv: list[str], table=JOB_OPTIONS, interspersed: bool = True) -> tuple[dict, list[str]]:
+    """Options given in `argv` (only those) and the positional arguments;
+    interspersed=False stops at the first positional (the rest is its own)."""
     spelled = {s: (dest, kind) for spellings, dest, kind, _, _ in table for s in spellings}
     opts: dict = {}
     rest: list[str] = []
@@ -46,6 +47,9 @@ def parse(argv: list[str], table=JOB_OPTIONS) -> tuple[dict, list[str]]:
             break
         if not arg.startswith("-") or arg == "-":
             rest.append(arg)
+            if not interspersed:
+                rest += list(args)
+                break
             continue
         for name, value in _split(arg, spelled):
             dest, kind = spelled[name]

@@ -50,17 +50,28 @@ def find(event: str, dirs: list, spec: dict) -> list[tuple[str, list[str]]]:
     return ordered
 
 
-def _executables(folder: str):
+_LISTED: dict[str, tuple[int, list]] = {}  # folder -> (mtime_ns, [(name, path)])
+
+
+def _executables(folder: str) -> list[tuple[str, str]]:
+    """The services in `folder`, listed again only when the folder changed
+    (a stat per event instead of a directory scan: this is on every job's path)."""
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        mtime = os.stat(folder).st_mtime_ns
     except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
+        return []
+    cached = _LISTED.get(folder)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    found = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         name = entry.name
         if name.startswith((".", "#")) or name.endswith(BACKUP_SUFFIXES) or ".dpkg-" in name:
             continue
         if entry.is_file() and os.access(entry.path, os.X_OK):
-            yield name, entry.path
+            found.append((name, entry.path))
+    _LISTED[folder] = (mtime, found)
+    return found
 
 
 _WHEN: dict[str, tuple[int, str | None]] = {}  # path -> (mtime_ns, condition)

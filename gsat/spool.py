@@ -19,16 +19,16 @@ and lost submissions are found again by the controller's scan of jobs/).
 Anything else is moved to bad/ with the reason, and the reader carries on.
 """
 
-import logging
+
 import os
 import stat
 import time
 
-from gsat import fsutil
+from gsat import fsutil, lazylog
 from gsat.errors import BadMessage
 from gsat.messages import MAX_SIZE
 
-log = logging.getLogger(__name__)
+log = lazylog.get(__name__)
 
 TMP_GRACE = 3600.0
 

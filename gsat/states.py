@@ -5,8 +5,6 @@ state.  `jobs.change_state` is the only function that applies it.
 Stdlib only.
 """
 
-import re
-
 QUEUED = "queued"
 HELD = "held"
 RUNNING = "running"
@@ -35,7 +33,12 @@ RESERVED_EVENTS = frozenset({
     JOB_SIGNAL, JOB_RESTART, JOB_FINISHED, JOB_FAILED,
 })
 
-USER_EVENT = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")
+EVENT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def valid_event_name(name: str) -> bool:
+    """[A-Za-z][A-Za-z0-9_.-]{0,63} (checked without `re`: a tool's start-up)."""
+    return 0 < len(name) <= 64 and name[0].isascii() and name[0].isalpha() and set(name) <= EVENT_CHARS
 
 # (state, action) -> new state.  Anything missing is refused (exit 1).
 # "hold" of a running job goes through the hold signal first; the controller

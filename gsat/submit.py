@@ -4,49 +4,23 @@ and the mail gateway.
 Options come from two places: `#GSAT` directive lines in the script's
 leading comment block (after the #! line, up to the first line that is not
 a comment or blank) and the command line; the command line wins.  Both are
-parsed by the same parser, so a directive can say anything an option can.
+parsed from the same table (gsat.options), so a directive can say anything
+an option can.
 """
 
-import argparse
 import os
-import re
-import shlex
 import time
 
-from gsat import environment, jobtypes
+from gsat import environment, jobtypes, options, states
 from gsat.errors import UsageError
 
-EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")
-HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}\Z")
-ARRAY = re.compile(r"(\d+)(?:-(\d+))?(?:%(\d+))?\Z")
-MAIL = re.compile(r"(n|[abe]+)\Z")
 MAX_ARRAY = 100000
 MAX_SCRIPT = 16 << 20
+HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
-def add_options(p) -> None:
-    """The job options of gqsub and of #GSAT lines (defaults left out, so
-    that only what was given shows up and can override)."""
-    S = argparse.SUPPRESS
-    p.add_argument("-N", dest="name", default=S, help="job name")
-    p.add_argument("-o", dest="stdout", default=S, metavar="PATH", help="stdout file (%%j: the id)")
-    p.add_argument("-e", dest="stderr", default=S, metavar="PATH", help="stderr file (%%j: the id)")
-    p.add_argument("-j", dest="join", default=S, choices=("oe", "eo", "n"), help="oe: join stderr to stdout")
-    p.add_argument("-d", dest="workdir", default=S, metavar="DIR", help="working directory")
-    p.add_argument("-V", dest="export_all", action="store_true", default=S, help="export the whole environment")
-    p.add_argument("-v", dest="variables", action="append", default=S, metavar="VAR[=VAL],...")
-    p.add_argument("-H", "--hold", dest="hold", action="store_true", default=S, help="submit held")
-    p.add_argument("-q", dest="host", default=S, metavar="HOST", help="run only on HOST")
-    p.add_argument("-T", dest="jobtype", default=S, metavar="TYPE", help="job type")
-    p.add_argument("-m", dest="mail_events", default=S, metavar="[b][e][a]|n", help="mail on begin/end/abort")
-    p.add_argument("-M", dest="mail_to", action="append", default=S, metavar="ADDR,...")
-    p.add_argument("--on", dest="on", action="append", default=S, metavar="EVENT=COMMAND",
-                   help="run COMMAND on EVENT (repeatable)")
-    p.add_argument("-t", dest="array", default=S, metavar="FIRST-LAST[%%MAX]", help="job array")
-
-
-def directives(script: bytes, parse) -> dict:
-    """The options given by `#GSAT` lines, parsed with `parse(tokens)`."""
+def directives(script: bytes) -> dict:
+    """The options given by `#GSAT` lines of the leading comment block."""
     tokens = []
     lines = script.decode("utf-8", "replace").splitlines()
     for number, line in enumerate(lines, 1):
@@ -56,6 +30,7 @@ def directives(script: bytes, parse) -> dict:
         if stripped and not stripped.startswith("#"):
             break
         if stripped.startswith("#GSAT"):
+            import shlex  # only scripts with directives pay for it
             try:
                 tokens += shlex.split(stripped[5:])
             except ValueError as exc:
@@ -63,9 +38,12 @@ def directives(script: bytes, parse) -> dict:
     if not tokens:
         return {}
     try:
-        return parse(tokens)
+        opts, rest = options.parse(tokens)
     except UsageError as exc:
         raise UsageError(f"#GSAT directive: {exc}") from None
+    if rest:
+        raise UsageError(f"#GSAT directive: unexpected {rest[0]!r}")
+    return opts
 
 
 def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str,
@@ -77,8 +55,10 @@ def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str
     jobtype = opts.get("jobtype", "default")
     jobtypes.find(jobtype, jobtype_dirs)
     host = opts.get("host")
-    if host is not None and not HOST_NAME.match(host):
+    if host is not None and not (host and host[0].isalnum() and set(host) <= HOST_CHARS and len(host) < 254):
         raise UsageError(f"invalid host name {host!r}")
+    if opts.get("join") not in (None, "oe", "eo", "n"):
+        raise UsageError(f"-j takes oe, eo or n, not {opts['join']!r}")
     return {
         "name": _name(opts.get("name") or os.path.basename(script_name)),
         "args": list(args),
@@ -135,7 +115,7 @@ def _split(values) -> list[str]:
 def _mail_events(text: str | None) -> str:
     if text is None:
         return ""
-    if not MAIL.match(text):
+    if text != "n" and not (text and set(text) <= set("abe")):
         raise UsageError(f"-m takes [b][e][a] or n, not {text!r}")
     return "" if text == "n" else text
 
@@ -144,7 +124,7 @@ def _on(items: list[str]) -> list[list[str]]:
     out = []
     for item in items:
         event, eq, command = item.partition("=")
-        if not eq or not command or not EVENT_NAME.match(event):
+        if not eq or not command or not states.valid_event_name(event):
             raise UsageError(f"--on takes EVENT=COMMAND, not {item!r}")
         out.append([event, command])
     return out
@@ -153,12 +133,14 @@ def _on(items: list[str]) -> list[list[str]]:
 def _array(text: str | None) -> dict | None:
     if text is None:
         return None
-    match = ARRAY.match(text)
-    if not match:
+    span, pct, limit_text = text.partition("%")
+    first_text, dash, last_text = span.partition("-")
+    parts = [first_text] + ([last_text] if dash else []) + ([limit_text] if pct else [])
+    if not all(p.isascii() and p.isdigit() for p in parts):
         raise UsageError(f"-t takes FIRST-LAST[%MAX], not {text!r}")
-    first = int(match.group(1))
-    last = int(match.group(2) or first)
-    limit = int(match.group(3)) if match.group(3) else None
+    first = int(first_text)
+    last = int(last_text) if dash else first
+    limit = int(limit_text) if pct else None
     if last < first or last - first + 1 > MAX_ARRAY or limit == 0:
         raise UsageError(f"-t {text}: need FIRST <= LAST, at most {MAX_ARRAY} jobs, MAX >= 1")
     return {"first": first, "last": last, "max": limit}

@@ -19,7 +19,7 @@ lost job, 124 on timeout.
 import os
 import time
 
-from gsat import client, eventlog, fifo, fsutil, jobs, states, watch
+from gsat import client, eventlog, fifo, fsutil, jobs, jsontext, states, watch
 from gsat.errors import EXIT_LOST, WAIT_TIMEOUT, NoSuchJob
 
 
@@ -75,11 +75,10 @@ def _loop(ctx, ids, fd, timeout, any_, value_of) -> int:
 
 def _named(lines: bytes, ids: list[int]) -> list[int]:
     """The waited-for jobs that the controller's lines name."""
-    import json
     named = []
     for line in lines.splitlines():
         try:
-            named.append(json.loads(line)["job"])
+            named.append(jsontext.loads(line)["job"])
         except (ValueError, KeyError, TypeError):
             return ids  # not ours to understand: look at them all
     wanted = set(ids)

@@ -15,7 +15,8 @@ PKG = ROOT / "gsat"
 
 # lower layers may never import higher ones
 LAYERS = [
-    {"errors", "states", "messages", "config", "layout", "signames", "options"},
+    {"errors", "states", "messages", "config", "layout", "signames", "options", "record", "jsontext", "paths",
+     "lazylog"},
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
      "heartbeat", "procstats"},
     {"jobs", "jobtypes", "environment", "shepherd", "scheduler", "eventlog", "submit",

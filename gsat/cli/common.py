@@ -1,7 +1,6 @@
 """What every command shares: argument parsing with one-line errors, the
 mapping of GsatError to exit codes, and job id parsing."""
 
-import argparse
 import errno
 import os
 import sys
@@ -10,14 +9,14 @@ from gsat import __version__
 from gsat.errors import HOME_UNUSABLE, REFUSED, USAGE, GsatError, UsageError
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line `prog: message`, exit 2."""
+def parser(prog: str, description: str, **kw):
+    """An argparse parser whose usage errors are one line `prog: message`, exit 2."""
+    import argparse
 
-    def error(self, message):
-        raise UsageError(message)
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise UsageError(message)
 
-
-def parser(prog: str, description: str, **kw) -> Parser:
     p = Parser(prog=prog, description=description, **kw)
     p.add_argument("--version", action="version", version=f"{prog} (gsat) {__version__}")
     return p

@@ -1,39 +1,42 @@
-"""gqsub [options] [SCRIPT | -] [-- ARGS...]: submit a job, print its id."""
+"""gqsub [options] [SCRIPT | -] [-- ARGS...]: submit a job, print its id.
 
-import json
+The hot path of the whole system: it imports nothing it can avoid (no
+argparse, json, re or dataclasses; see gsat.options and gsat.jsontext)."""
+
 import os
 import sys
 
-from gsat import client, jobs, messages, submit
-from gsat.cli.common import Parser, parser, run, say
+from gsat import __version__, client, jobs, jsontext, messages, options, submit
+from gsat.cli.common import run, say
 from gsat.config import share_dir
 from gsat.errors import GsatError, UsageError
 
 PROG = "gqsub"
 CHUNK = 500  # ids per submit message (fits a SysV message of 8 KiB)
-
-
-def build_parser() -> Parser:
-    p = parser(PROG, "Submit a job script (from a file or stdin); print the new job's id.")
-    submit.add_options(p)
-    p.add_argument("--wait", action="store_true", help="wait for the job and exit with its exit value")
-    p.add_argument("--json", action="store_true", help="print {\"jobs\": [ids]}")
-    p.add_argument("script", nargs="?", default="-", help="the job script; - or nothing: stdin")
-    return p
+USAGE = "[options] [SCRIPT | -] [-- ARGS...]"
+DESCRIPTION = ("Submit a job script (a file, or stdin for - or nothing); print the new job's id.\n"
+               "#GSAT lines in the script's leading comments take the same options; the command line wins.")
 
 
 def main(argv: list[str]) -> int:
-    argv, job_args = _split_args(argv)
-    p = build_parser()
-    cli = vars(p.parse_args(argv))
-    script_name = cli.pop("script")
+    before, job_args = _split_args(argv)
+    opts, rest = options.parse(before, options.JOB_OPTIONS + options.COMMAND_OPTIONS)
+    if opts.pop("help", False):
+        sys.stdout.write(options.help_text(PROG, USAGE, DESCRIPTION, options.JOB_OPTIONS,
+                                           options.COMMAND_OPTIONS))
+        return 0
+    if opts.pop("version", False):
+        print(f"{PROG} (gsat) {__version__}")
+        return 0
+    if len(rest) > 1:
+        raise UsageError(f"one script only (got {rest[1]!r} too); its arguments go after --")
+    script_name = rest[0] if rest else "-"
     script = _read_script(script_name)
     submit.check_script(script)
-    opts = submit.directives(script, lambda tokens: vars(_directive_parser().parse_args(tokens)))
-    wait, as_json = cli.pop("wait"), cli.pop("json")
-    opts.update(cli)
+    wait, as_json = opts.pop("wait", False), opts.pop("json", False)
+    merged = {**submit.directives(script), **opts}
     ctx = client.context()
-    spec = submit.build(opts, "STDIN" if script_name == "-" else script_name, job_args,
+    spec = submit.build(merged, "STDIN" if script_name == "-" else script_name, job_args,
                         dict(os.environ), os.getcwd(),
                         [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host)
     channel = client.channel(ctx, spec["host"])  # a refused channel stops us before storing
@@ -41,23 +44,18 @@ def main(argv: list[str]) -> int:
     try:
         for start in range(0, len(ids), CHUNK):
             channel.send(messages.Submit(jobs=ids[start:start + CHUNK]))
-    except GsatError as exc:  # the job is stored: a controller finds it when it (re)starts
+    except (GsatError, OSError) as exc:  # the job is stored: a controller finds it when it starts
         say(PROG, f"job stored, but its controller was not told ({exc}); it runs when one starts")
-    sys.stdout.write(json.dumps({"jobs": ids}) + "\n" if as_json else "".join(f"{i}\n" for i in ids))
-    sys.stdout.flush()
+    sys.stdout.write(jsontext.dumps({"jobs": ids}) + "\n" if as_json else "".join(f"{i}\n" for i in ids))
     if wait:
+        sys.stdout.flush()
         from gsat import waiting
         return waiting.wait_jobs(ctx, ids)
     return 0
 
 
-def _directive_parser() -> Parser:
-    p = Parser(prog="#GSAT", add_help=False)
-    submit.add_options(p)
-    return p
-
-
 def _split_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Options and the script before `--`, the script's arguments after it."""
     if "--" in argv:
         i = argv.index("--")
         return argv[:i], argv[i + 1:]
@@ -68,7 +66,7 @@ def _read_script(name: str) -> bytes:
     if name == "-":
         if sys.stdin.isatty():
             raise UsageError("no script given and stdin is a terminal")
-        return sys.stdin.buffer.read()
+        return sys.stdin.buffer.read(submit.MAX_SCRIPT + 1)
     try:
         with open(name, "rb") as f:
             return f.read(submit.MAX_SCRIPT + 1)

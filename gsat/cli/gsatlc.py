@@ -56,7 +56,7 @@ def _stop(config, layout, args) -> int:
     if not daemon.running_pid(layout):
         print(f"no controller runs for {config.host}")
         return 0
-    ctx = client.Context(config, layout)
+    ctx = client.Context(config=config, layout=layout)
     client.request(ctx, messages.Stop(kill_jobs=args.kill_jobs))
     daemon.wait_until(lambda: daemon.running_pid(layout) is None, args.timeout,
                       "the controller did not stop")

@@ -3,7 +3,6 @@
 COMMAND is ALIVE?, PID?, HOST? or STOP, or a JSON message object as in
 gsat.messages; the answer's text (or the whole answer as JSON) is printed."""
 
-import dataclasses
 import json
 
 from gsat import client, messages
@@ -24,7 +23,7 @@ def main(argv: list[str]) -> int:
     if args.timeout:
         ctx = client.with_timeout(ctx, args.timeout)
     answer = client.request(ctx, msg, args.host)
-    print(answer.text if answer.text and not answer.results else json.dumps(dataclasses.asdict(answer)))
+    print(answer.text if answer.text and not answer.results else json.dumps(answer.as_dict()))
     return answer.code
 
 
