@@ -61,7 +61,9 @@ class Gsat(System):
         _run([self.bin("gsatlc"), "start"], self.env)
 
     def stop(self) -> None:
-        subprocess.run([self.bin("gsatlc"), "stop"], env=self.env, capture_output=True)
+        proc = subprocess.run([self.bin("gsatlc"), "stop"], env=self.env, capture_output=True, text=True)
+        if proc.returncode:
+            print(f"bench: gsatlc stop of {self.root}: {proc.stderr.strip()}", file=sys.stderr)
 
     def controller_pid(self) -> int:
         return int((self.root / "hosts" / "bench" / "pid").read_text())

@@ -15,6 +15,7 @@ Imports: adapters and domain modules only; never the CLI or the mail gate.
 """
 
 import functools
+import heapq
 import logging
 import os
 import signal
@@ -51,6 +52,7 @@ class Controller:
         self.children: dict[int, tuple] = {}    # shepherd pid -> (job id, attempt): own children
         self.adopted: dict[int, tuple] = {}     # pidfd -> (job id, attempt): a former controller's
         self.kill_at: dict[int, float] = {}     # job id -> when SIGKILL follows SIGTERM
+        self.queue: list[int] = []              # heap of ids that became queued (gsat.scheduler)
         self.flags: set[str] = set()
         self.stopping = False
         self.max_seen = 0
@@ -275,11 +277,17 @@ class Controller:
             job.state.host = self.host
         return job
 
+    def track(self, job: Job) -> None:
+        """Hold an active job in memory; a queued one goes onto the scheduler's heap."""
+        self.jobs[job.id] = job
+        if job.state.state == states.QUEUED:
+            heapq.heappush(self.queue, job.id)
+
     def _transition(self, job: Job, action: str, now: float) -> None:
         event = change_state(job, action, now)
         jobs.save(self.layout, job)
         if job.state.state in states.ACTIVE:
-            self.jobs[job.id] = job
+            self.track(job)
         else:
             self._event(job, event)
             self.jobs.pop(job.id, None)
@@ -327,7 +335,9 @@ class Controller:
     def _start_ready(self, now: float) -> None:
         if self.stopping:
             return
-        ready = scheduler.pick(self.jobs.values(), self.config["scheduler"], self.config["slots"])
+        running = [self.jobs[j] for j, _ in [*self.children.values(), *self.adopted.values()]
+                   if j in self.jobs and self.jobs[j].state.state == states.RUNNING]
+        ready = scheduler.pick(self.queue, self.jobs, running, self.config["scheduler"], self.config["slots"])
         for job in ready:
             self._start(job, now)
 

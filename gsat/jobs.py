@@ -112,6 +112,7 @@ def _publish_one(layout: Layout, spec: dict, script: bytes, start: int) -> int:
     tmp = layout.jobs / f".new.{os.getpid()}.{os.urandom(4).hex()}"
     os.mkdir(tmp, 0o700)
     try:
+        os.mkdir(tmp / "runs", 0o700)  # here, not on the controller's path to each start
         fsutil.write_new(tmp / "script", script, mode=0o700)
         fsutil.write_new(tmp / "job.json", jsontext.dumps(spec, sort_keys=True).encode() + b"\n")
         fsutil.fsync_dir(tmp)

@@ -64,14 +64,13 @@ def take_on(ctrl, job_id: int) -> None:
     if st.host is None:  # a new submission
         if job.spec.get("host") not in (None, ctrl.host):
             return
-        st.host = ctrl.host
-        jobs.save(ctrl.layout, job, sync=False)  # lost in a crash, it is still queued: unclaimed
-        ctrl.jobs[job_id] = job
+        st.host = ctrl.host  # claimed in memory; state.json is first written when it changes
+        ctrl.track(job)
         ctrl._event(job, states.QSUB)
         return
     if st.host != ctrl.host or st.state not in states.ACTIVE:
         return
-    ctrl.jobs[job_id] = job
+    ctrl.track(job)
     if st.state == states.RUNNING and (job_id, st.attempt) not in ctrl.children.values():
         _readopt(ctrl, job)
         if st.state == states.RUNNING and st.pending:  # a gqdel/gqhold the crash interrupted

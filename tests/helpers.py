@@ -13,6 +13,26 @@ BIN = Path(sys.executable).parent
 HOST = "testhost"
 
 
+def q(path) -> str:
+    """`path` quoted for a job script."""
+    import shlex
+    return shlex.quote(str(path))
+
+
+def await_file(path, seconds: int = 30) -> str:
+    """Shell lines that wait for `path` to exist, and exit 1 after `seconds`."""
+    return (f"i=0; while [ ! -e {q(path)} ] && [ $i -lt {seconds * 10} ]; do sleep 0.1; i=$((i+1)); done\n"
+            f"[ -e {q(path)} ] || exit 1\n")
+
+
+def read(path) -> str:
+    """The file's text, or "" while it does not exist."""
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
     """Poll `predicate` until it returns a true value; fail after `timeout`."""
     deadline = time.monotonic() + timeout

@@ -108,7 +108,8 @@ def test_a_fenced_shepherd_does_not_run_the_job(home_env, tmp_path):
     assert not marker.exists() and shepherd.read_exit(str(jobdir), 1) is None
 
 
-def test_a_start_record_from_another_boot_means_lost(home_env, tmp_path):
+def left_running(tmp_path):
+    """A job that a controller recorded as running (attempt 1) before it died."""
     cfg = config.load()
     layout = Layout(cfg.home, cfg.host)
     layout.ensure()
@@ -117,7 +118,12 @@ def test_a_start_record_from_another_boot_means_lost(home_env, tmp_path):
     job.state = jobs.State(state=states.RUNNING, host=cfg.host, run=1, attempt=1)
     jobs.save(layout, job)
     runs = layout.job_dir(job_id) / "runs"
-    runs.mkdir()
+    runs.mkdir(exist_ok=True)
+    return cfg, layout, job_id, runs
+
+
+def test_a_start_record_from_another_boot_means_lost(home_env, tmp_path):
+    cfg, layout, job_id, runs = left_running(tmp_path)
     (runs / "1.start").write_text(json.dumps(
         {"shepherd": {"pid": os.getpid(), "ticks": 1, "boot": "another-boot"}, "job_pid": os.getpid()}))
     ctrl = Controller(cfg)
@@ -127,15 +133,7 @@ def test_a_start_record_from_another_boot_means_lost(home_env, tmp_path):
 
 
 def test_exit_record_written_while_down_is_reported(home_env, tmp_path):
-    cfg = config.load()
-    layout = Layout(cfg.home, cfg.host)
-    layout.ensure()
-    (job_id,) = jobs.publish(layout, make_spec(tmp_path), b"#!/bin/sh\n")
-    job = jobs.load(layout, job_id)
-    job.state = jobs.State(state=states.RUNNING, host=cfg.host, run=1, attempt=1)
-    jobs.save(layout, job)
-    runs = layout.job_dir(job_id) / "runs"
-    runs.mkdir()
+    cfg, layout, job_id, runs = left_running(tmp_path)
     (runs / "1.start").write_text(json.dumps({"shepherd": {"pid": 1, "ticks": 0, "boot": "x"}}))
     (runs / "1.exit").write_text(json.dumps({"exit": 42, "signal": None, "ended": time.time()}))
     Controller(cfg).open()

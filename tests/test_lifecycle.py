@@ -8,14 +8,13 @@ a broken controller makes a test fail instead of hang.
 """
 
 import json
-import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import BIN, wait_for
+from helpers import await_file, q, read, BIN, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -25,23 +24,6 @@ LOOP = "i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n"
 
 def sh(body: str) -> str:
     return "#!/bin/sh\n" + body
-
-
-def q(path: Path) -> str:
-    return shlex.quote(str(path))
-
-
-def await_file(path: Path, seconds: int = 30) -> str:
-    """Shell lines that wait for `path` to exist, and exit 1 after `seconds`."""
-    return (f"i=0; while [ ! -e {q(path)} ] && [ $i -lt {seconds * 10} ]; do sleep 0.1; i=$((i+1)); done\n"
-            f"[ -e {q(path)} ] || exit 1\n")
-
-
-def read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
 
 
 def proc_state(pid: int) -> str | None:

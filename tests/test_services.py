@@ -24,7 +24,7 @@ import pytest
 
 from gsat import config, eventlog, jobs, services, states
 from gsat.controller import Controller
-from helpers import BIN, wait_for
+from helpers import await_file, q, read, BIN, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -37,23 +37,6 @@ MAIL_LETTERS = {"b": "JOB_START", "e": "JOB_TERMINATION", "a": "JOB_FAILED"}  # 
 
 def sh(body: str) -> str:
     return "#!/bin/sh\n" + body
-
-
-def q(path) -> str:
-    return shlex.quote(str(path))
-
-
-def await_file(path: Path, seconds: int = 20) -> str:
-    """Shell lines that wait for `path` to exist, and exit 1 after `seconds`."""
-    return (f"i=0; while [ ! -e {q(path)} ] && [ $i -lt {seconds * 10} ]; do sleep 0.1; i=$((i+1)); done\n"
-            f"[ -e {q(path)} ] || exit 1\n")
-
-
-def read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return ""
 
 
 def service(home: Path, event: str, name: str, body: str, mode: int = 0o755) -> Path:
