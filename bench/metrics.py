@@ -63,6 +63,8 @@ def gsat_only(tmp: Path, n: dict) -> dict:
     for count in n["history"]:
         system = Gsat(tmp / f"gsat-history-{count}")
         fake_history(system.root, count)
+        system.start()  # as in real life, a controller has seen them (and written its summary)
+        system.stop()
         out[f"gqstat with {count} jobs in history"] = {"gsat": list_latency(system)}
     idle = Gsat(tmp / "gsat-idle")
     out.update(idle_figures(idle, n["idle"], "empty"))

@@ -14,7 +14,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,12 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="tiny counts: checks the bench works")
     p.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
     p.add_argument("--no-install", action="store_true", help="do not apt-get install the peers")
+    p.add_argument("--markdown", metavar="JSON", help="print an earlier run's report as a Markdown table")
     args = p.parse_args()
+    if args.markdown:
+        report = json.loads(Path(args.markdown).read_text())
+        print(markdown(report))
+        return 0
     if not args.no_install:
         install_peers()
     n = QUICK if args.quick else FULL
@@ -58,7 +62,7 @@ def run_all(tmp: Path, n: dict) -> dict:
         systems.append(Nq(tmp / "nq"))
     out: dict[str, dict] = {}
     floor = metrics.python_floor(n["calls"])
-    out["python3 -c pass (floor)"] = {"gsat": summary(floor)}
+    out["python3 -c pass (floor)"] = {"python": summary(floor)}
     for system in systems:
         system.start()
         try:
@@ -90,6 +94,20 @@ def table(results: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines[:1] + ["-" * len(lines[0])] + lines[1:])
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"Measured {m['date']} on {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, Python {m['python']}"
+             f"{' (quick mode)' if report.get('quick') else ''}.", "",
+             "| metric | system | median | p95 | n | gsat ÷ system |", "|---|---|---|---|---|---|"]
+    for metric, by_system in report["results"].items():
+        gsat = by_system.get("gsat", {}).get("median")
+        for name, s in by_system.items():
+            ratio = f"{gsat / s['median']:.2f}" if name != "gsat" and gsat and s.get("median") else ""
+            lines.append(f"| {metric} | {name} | {fmt(metric, s.get('median'))} | {fmt(metric, s.get('p95'))} "
+                         f"| {s.get('n', '')} | {ratio} |")
+    return "\n".join(lines)
 
 
 def fmt(metric: str, value) -> str:

@@ -21,7 +21,8 @@ import os
 import signal
 import time
 
-from gsat import fifo, heartbeat, jobs, jobtypes, messages, recovery, scheduler, shepherd, signames, states
+from gsat import (fifo, heartbeat, jobs, jobtypes, messages, recovery, scheduler, shepherd, signames,
+                  states, summary)
 from gsat.channel import FileChannel, open_channel
 from gsat.config import Config, share_dir
 from gsat.dispatcher import Dispatcher
@@ -226,7 +227,7 @@ class Controller:
             job.state.suspended = True
         elif msg.signal == signal.SIGCONT:
             job.state.suspended = False
-        jobs.save(self.layout, job)
+        self._save(job)
         self._event(job, states.JOB_SIGNAL, signal=signames.name(msg.signal))
 
     def _on_exited(self, msg: messages.Exited, now: float) -> None:
@@ -277,6 +278,17 @@ class Controller:
             job.state.host = self.host
         return job
 
+    def _save(self, job: Job) -> None:
+        """Persist the job's state, then note it in the host's summary (gqstat's cache)."""
+        jobs.save(self.layout, job)
+        self.note(job)
+
+    def note(self, job: Job) -> None:
+        try:
+            summary.append(self.layout, job)
+        except OSError as exc:
+            log.warning("cannot append to the summary: %s", exc)
+
     def track(self, job: Job) -> None:
         """Hold an active job in memory; a queued one goes onto the scheduler's heap."""
         self.jobs[job.id] = job
@@ -285,7 +297,7 @@ class Controller:
 
     def _transition(self, job: Job, action: str, now: float) -> None:
         event = change_state(job, action, now)
-        jobs.save(self.layout, job)
+        self._save(job)
         if job.state.state in states.ACTIVE:
             self.track(job)
         else:
@@ -299,7 +311,7 @@ class Controller:
 
     def _interrupt(self, job: Job, pending: str, sig: int, now: float) -> None:
         job.state.pending = pending
-        jobs.save(self.layout, job)
+        self._save(job)
         self._kill(job, sig)
         if job.state.suspended:
             self._kill(job, signal.SIGCONT)
@@ -344,7 +356,7 @@ class Controller:
     def _start(self, job: Job, now: float) -> None:
         event = change_state(job, "start", now)
         job.state.host = self.host
-        jobs.save(self.layout, job)
+        self._save(job)
         try:
             pid = shepherd.start(self._run_spec(job))
         except OSError as exc:  # no fork (EAGAIN, ENOMEM): the run is lost, not the controller
@@ -360,8 +372,8 @@ class Controller:
         spec = job.spec
         env = for_run(job.id, spec, job.state.run, self.host, str(self.layout.home), jobdir,
                       self._jobtype(job).environment)
-        out = _expand(spec.get("stdout"), job.id) or os.path.join(jobdir, "stdout")
-        err = None if spec.get("join") else _expand(spec.get("stderr"), job.id) or os.path.join(jobdir, "stderr")
+        out = jobs.output_path(self.layout, job, "stdout")
+        err = jobs.output_path(self.layout, job, "stderr")
         return shepherd.RunSpec(
             job=job.id, run=job.state.attempt, jobdir=jobdir,
             argv=[os.path.join(jobdir, "script"), *spec.get("args", [])], env=env,
@@ -427,10 +439,6 @@ class Controller:
 
     def _event(self, job: Job, name: str | None, **fields) -> tuple[dict | None, list[int]]:
         return self.dispatcher.fire(job, name, **fields)
-
-
-def _expand(path: str | None, job_id: int) -> str | None:
-    return path.replace("%j", str(job_id)) if path else None
 
 
 __all__ = ["Controller", "NoSuchJob"]

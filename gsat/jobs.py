@@ -185,6 +185,15 @@ def initial_state(spec: dict) -> State:
     return State(state=states.HELD if spec.get("hold") else states.QUEUED)
 
 
+def output_path(layout: Layout, job: Job, stream: str) -> str | None:
+    """Where the job's "stdout" or "stderr" goes: -o/-e with %j expanded, else
+    the file of that name in the job's directory; None for stderr joined to stdout."""
+    if stream == "stderr" and job.spec.get("join"):
+        return None
+    given = job.spec.get(stream)
+    return given.replace("%j", str(job.id)) if given else str(layout.job_dir(job.id) / stream)
+
+
 def is_claimed(layout: Layout, job: int) -> bool:
     return (layout.job_dir(job) / "state.json").exists()
 

@@ -87,9 +87,8 @@ def main() -> int:
     cfg = configmod.load()
     layout = Layout(cfg.home, cfg.host)
     job = jobs.load(layout, int(os.environ["GSAT_JOBID"]), deleted_ok=True)
-    stdout = job.spec.get("stdout") or str(layout.job_dir(job.id) / "stdout")
     msg = notification(job, event, event.get("host", cfg.host), cfg["mail"],
-                       tail(stdout.replace("%j", str(job.id))))
+                       tail(jobs.output_path(layout, job, "stdout")))
     if msg is None:
         return 0
     send(msg, cfg["mail"])

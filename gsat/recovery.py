@@ -21,19 +21,24 @@ import logging
 import os
 import time
 
-from gsat import eventlog, jobs, procinfo, services, shepherd, states
+from gsat import eventlog, jobs, procinfo, services, shepherd, states, summary
 from gsat.errors import NoSuchJob
 
 log = logging.getLogger(__name__)
 
 
 def recover(ctrl) -> None:
+    rows: list[str] = []
     for job_id in jobs.job_ids(ctrl.layout):
         ctrl.max_seen = max(ctrl.max_seen, job_id)
         try:
-            take_on(ctrl, job_id)
+            take_on(ctrl, job_id, rows)
         except Exception:  # one damaged job directory must not keep the others from running
             log.exception("job %d: cannot take it on; skipped", job_id)
+    try:
+        summary.rewrite(ctrl.layout, rows)  # compacted, from the state.json files just read
+    except OSError as exc:
+        log.warning("cannot rewrite the summary: %s", exc)
     for entry in services.pending(ctrl.layout):
         _redispatch(ctrl, entry["job"], entry["event"])
 
@@ -52,12 +57,13 @@ def _redispatch(ctrl, job_id: int, event: dict) -> None:
     services.done(ctrl.layout, event)
 
 
-def take_on(ctrl, job_id: int) -> None:
-    """Load job `job_id` into the controller if it is active and ours."""
+def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
+    """Load job `job_id` into the controller if it is active and ours; add
+    the summary row of every job of ours to `rows` (a start-up's snapshot)."""
     if job_id in ctrl.jobs:
         return
     try:
-        job = jobs.load(ctrl.layout, job_id)
+        job = jobs.load(ctrl.layout, job_id, deleted_ok=True)
     except NoSuchJob:
         return
     st = job.state
@@ -67,14 +73,18 @@ def take_on(ctrl, job_id: int) -> None:
         st.host = ctrl.host  # claimed in memory; state.json is first written when it changes
         ctrl.track(job)
         ctrl._event(job, states.QSUB)
+    elif st.host != ctrl.host:
         return
-    if st.host != ctrl.host or st.state not in states.ACTIVE:
-        return
-    ctrl.track(job)
-    if st.state == states.RUNNING and (job_id, st.attempt) not in ctrl.children.values():
-        _readopt(ctrl, job)
-        if st.state == states.RUNNING and st.pending:  # a gqdel/gqhold the crash interrupted
-            ctrl._interrupt(job, st.pending, _pending_signal(ctrl, job), time.time())
+    elif st.state in states.ACTIVE:
+        ctrl.track(job)
+        if st.state == states.RUNNING and (job_id, st.attempt) not in ctrl.children.values():
+            _readopt(ctrl, job)
+            if st.state == states.RUNNING and st.pending:  # a gqdel/gqhold the crash interrupted
+                ctrl._interrupt(job, st.pending, _pending_signal(ctrl, job), time.time())
+    if rows is None:
+        ctrl.note(job)
+    else:
+        rows.append(summary.row(job))  # as it is now, after any recovery above
 
 
 def _readopt(ctrl, job) -> None:

@@ -18,7 +18,7 @@ LAYERS = [
     {"errors", "states", "messages", "config", "layout", "signames", "options", "record", "jsontext", "paths",
      "lazylog"},
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
-     "heartbeat", "procstats"},
+     "heartbeat", "procstats", "summary"},
     {"jobs", "jobtypes", "environment", "shepherd", "scheduler", "eventlog", "submit",
      "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher"},
     {"controller", "mailgate"},

@@ -110,3 +110,33 @@ def test_gqnodes_up_down_stale(gsat):
 
     gsat.run("gsatlc", "stop", check=True)
     assert nodes(gsat)["testhost"]["status"] == "down"
+
+
+def table_states(g) -> dict[int, str]:
+    lines = g.run("gqstat", check=True).stdout.splitlines()[1:]
+    return {int(line.split()[0]): line.split()[1] for line in lines}
+
+
+def test_gqstat_table_comes_from_the_summary_and_agrees_with_the_job_files(gsat, tmp_path):
+    go = tmp_path / "go"
+    done = gsat.submit("#!/bin/sh\nexit 3\n")
+    proc = gsat.start()
+    gsat.run("gqwait", done, timeout=20)
+    waiting = gsat.submit(f"#!/bin/sh\nwhile [ ! -e {go} ]; do sleep 0.05; done\n")
+    held = gsat.submit("#!/bin/sh\ntrue\n", "-H")
+    gone = gsat.submit("#!/bin/sh\ntrue\n", "-H")
+    gsat.run("gqdel", gone, check=True)
+    gsat.wait_state(waiting, "running")
+    summary = gsat.home / "hosts" / "testhost" / "summary.tsv"
+    wait_for(lambda: table_states(gsat) == {done: "failed", waiting: "running", held: "held"},
+             what="the summary to show every job")
+    assert f"{done}\tfailed\ttesthost\t3\t" in summary.read_text()
+    summary.unlink()  # a cache: without it gqstat reads the job files
+    assert table_states(gsat) == {done: "failed", waiting: "running", held: "held"}
+    gsat.crash(proc)
+    gsat.start()      # a starting controller rewrites it, one line per job of its own
+    lines = summary.read_text().splitlines()
+    assert sorted(int(line.split("\t")[0]) for line in lines) == [done, waiting, held, gone]
+    go.touch()
+    gsat.run("gqwait", waiting, timeout=20)
+    wait_for(lambda: table_states(gsat)[waiting] == "finished", what="the finished state")

@@ -1,7 +1,6 @@
 """gqpeek [-e] [-f] [-n N] ID: print a job's stdout (stderr with -e); -f
 follows it live until the job ends and exits with the job's exit value."""
 
-import os
 import sys
 
 from gsat import config as configmod, jobs
@@ -23,7 +22,8 @@ def main(argv: list[str]) -> int:
     config = configmod.load()
     layout = Layout(config.home, config.host)
     job = jobs.load(layout, job_id)
-    path = output_path(layout, job, args.stderr)
+    path = jobs.output_path(layout, job, "stderr" if args.stderr else "stdout") or \
+        jobs.output_path(layout, job, "stdout")
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -38,16 +38,6 @@ def main(argv: list[str]) -> int:
         from gsat.follow import follow
         return follow(layout, job_id, path, sys.stdout.buffer, config["poll_interval"], size)
     return 0
-
-
-def output_path(layout, job, stderr: bool) -> str:
-    spec = job.spec
-    if stderr and spec.get("join"):
-        stderr = False
-    given = spec.get("stderr" if stderr else "stdout")
-    if given:
-        return given.replace("%j", str(job.id))
-    return os.path.join(layout.job_dir(job.id), "stderr" if stderr else "stdout")
 
 
 def entry() -> None:

@@ -2,29 +2,55 @@
 
 Reads the job store directly: works while no controller runs."""
 
-import json
+import functools
 import sys
 import time
 
-from gsat import config as configmod, eventlog, jobs, states
-from gsat.cli.common import job_ids, parser, run, say
-from gsat.errors import NO_SUCH_JOB, NoSuchJob
+from gsat import __version__, config as configmod, eventlog, jobs, options, states, summary
+from gsat.cli.common import job_ids, run, say
+from gsat.errors import NO_SUCH_JOB, NoSuchJob, UsageError
 from gsat.layout import Layout
 
 PROG = "gqstat"
 COLUMNS = ("ID", "STATE", "HOST", "NAME", "EXIT", "ELAPSED", "SUBMITTED", "STARTED", "ENDED")
 
 
+OPTIONS = (
+    (("-s",), "state", "value", "STATE", "only jobs in this state: " + ", ".join(states.SHOWN)),
+    (("-q",), "host", "value", "HOST", "only jobs of this host"),
+    (("-f",), "full", "flag", None, "every field as key=value lines (live figures of running jobs)"),
+    (("--json",), "json", "flag", None, "a JSON list of jobs"),
+    (("-h", "--help"), "help", "flag", None, "show this help and exit"),
+    (("--version",), "version", "flag", None, "show the version and exit"),
+)
+
+
+class Args:
+    """The parsed command line (gsat.options: no argparse on this hot path)."""
+
+    def __init__(self, argv: list[str]):
+        opts, self.ids = options.parse(argv, OPTIONS)
+        self.state, self.host = opts.get("state"), opts.get("host")
+        self.full, self.json = opts.get("full", False), opts.get("json", False)
+        self.help, self.version = opts.get("help", False), opts.get("version", False)
+        if self.state is not None and self.state not in states.SHOWN:
+            raise UsageError(f"-s: {self.state!r} is not one of {', '.join(states.SHOWN)}")
+
+
 def main(argv: list[str]) -> int:
-    p = parser(PROG, "Show jobs: a table, every field (-f) or JSON.")
-    p.add_argument("-s", dest="state", choices=states.SHOWN, help="only jobs in this state")
-    p.add_argument("-q", dest="host", help="only jobs of this host")
-    p.add_argument("-f", dest="full", action="store_true", help="every field as key=value lines")
-    p.add_argument("--json", action="store_true", help="a JSON list of jobs")
-    p.add_argument("ids", nargs="*", metavar="ID")
-    args = p.parse_args(argv)
+    args = Args(argv)
+    if args.help:
+        sys.stdout.write(options.help_text(PROG, "[-s STATE] [-q HOST] [-f] [--json] [ID...]",
+                                           "Show jobs: a table, every field (-f) or JSON.", OPTIONS))
+        return 0
+    if args.version:
+        print(f"{PROG} (gsat) {__version__}")
+        return 0
     config = configmod.load()
     layout = Layout(config.home, config.host)
+    if not (args.ids or args.full or args.json):
+        sys.stdout.write(_table(_fast_rows(layout, args)))
+        return 0
     wanted = job_ids(args.ids) if args.ids else jobs.job_ids(layout)
     found, code = [], 0
     for job_id in wanted:
@@ -35,7 +61,7 @@ def main(argv: list[str]) -> int:
                 say(PROG, str(exc))
                 code = NO_SUCH_JOB
     found = [j for j in found if _matches(j, args)]
-    out = _json(found) if args.json else _full(layout, found) if args.full else _table(found)
+    out = _json(found) if args.json else _full(layout, found) if args.full else _table(map(_row, found))
     sys.stdout.write(out)
     return code
 
@@ -59,6 +85,7 @@ def record(job) -> dict:
 
 
 def _json(found) -> str:
+    import json
     return json.dumps([record(j) for j in found], indent=1) + "\n"
 
 
@@ -91,14 +118,52 @@ def _flat(value) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
+        import json
         return json.dumps(value, sort_keys=True)
     return str(value)
 
 
-def _table(found) -> str:
-    rows = [COLUMNS] + [_row(j) for j in found]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows)
+def _fast_rows(layout, args) -> list[tuple]:
+    """Table rows from the hosts' summaries (gsat.summary), and from the job
+    files only for the jobs no summary names yet."""
+    known = summary.read_all(layout)
+    rows = []
+    for job_id in jobs.job_ids(layout):
+        fields = known.get(job_id)
+        if fields is None:
+            try:
+                job = jobs.load(layout, job_id)
+            except NoSuchJob:
+                continue
+            if _matches(job, args):
+                rows.append(_row(job))
+            continue
+        state, host, exit_value, _, submitted, started, ended, name = fields
+        if state == states.DELETED or (args.state and state != args.state) or (args.host and host != args.host):
+            continue
+        rows.append((str(job_id), state, host, name[:24], exit_value,
+                     _span(state, started, ended), _time(submitted), _time(started), _time(ended)))
+    return rows
+
+
+def _span(state: str, started: str, ended: str) -> str:
+    """H:MM:SS a running job has run so far, or its last run took."""
+    if started == "-" or (state not in (states.RUNNING, states.SUSPENDED) and ended == "-"):
+        return "-"
+    end = time.time() if state in (states.RUNNING, states.SUSPENDED) else float(ended)
+    return _hms(int(end - float(started)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _table(rows) -> str:
+    rows = [COLUMNS, *rows]
+    widths = [max(map(len, column)) for column in zip(*rows)]  # C-speed for 10,000 rows
+    line = "  ".join(f"%-{w}s" for w in widths)
+    return "".join((line % row).rstrip() + "\n" for row in rows)
 
 
 def _row(job) -> tuple:
@@ -110,14 +175,19 @@ def _row(job) -> tuple:
 
 def _duration(st) -> str:
     """Elapsed time of a running job, or the length of the last run."""
-    if not st.started or (st.state != states.RUNNING and not st.ended):
-        return "-"
-    seconds = int((st.ended if st.state != states.RUNNING else time.time()) - st.started)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return _span(st.state, str(st.started or "-"), str(st.ended or "-"))
 
 
 def _time(stamp) -> str:
-    return time.strftime("%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+    """A Unix time (number or summary text) as MM-DD HH:MM:SS."""
+    if stamp in (None, "-", ""):
+        return "-"
+    return _second(str(stamp).partition(".")[0])
+
+
+@functools.lru_cache(maxsize=8192)
+def _second(stamp: str) -> str:  # jobs of one batch share seconds: 10,000 rows, few strftime
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(int(stamp)))
 
 
 def entry() -> None:
