@@ -13,7 +13,7 @@ DEBS   := gnupg procps task-spooler nq
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]'
 	$(PY) -m compileall -q gsat
 	touch $@
 

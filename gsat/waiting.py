@@ -23,6 +23,9 @@ from gsat import client, eventlog, fifo, fsutil, jobs, jsontext, states, watch
 from gsat.errors import EXIT_LOST, WAIT_TIMEOUT, NoSuchJob
 
 
+SAFETY_RECHECK = 5.0  # seconds; not a poll loop: the FIFO wakes us at once
+
+
 def wait_jobs(ctx, ids: list[int], timeout: float | None = None, any_: bool = False,
               event: str | None = None) -> int:
     """Block until the jobs end (or, with `event`, fire it: 0, or end first: 1)."""
@@ -50,7 +53,9 @@ def _link(path: str, layout, job_id: int) -> str:
 
 def _loop(ctx, ids, fd, timeout, any_, value_of) -> int:
     deadline = None if timeout is None else time.monotonic() + timeout
-    recheck = ctx.config["poll_interval"] if watch.is_network(ctx.layout.jobs) else None
+    # another host's controller cannot reach our FIFO: re-read at the poll interval;
+    # on one host a rare re-read guards against a FIFO the job itself removed
+    recheck = ctx.config["poll_interval"] if watch.is_network(ctx.layout.jobs) else SAFETY_RECHECK
     done: dict[int, int] = {}
     check = list(dict.fromkeys(ids))  # at first every job; then those the controller named
     while True:
@@ -70,7 +75,7 @@ def _loop(ctx, ids, fd, timeout, any_, value_of) -> int:
         if fifo.wait([fd], min(waits) if waits else None):
             check = _named(fifo.read(fd), ids)
         else:
-            check = ids  # a timer: another host's controller cannot reach our FIFO
+            check = ids  # the timer: look at them all
 
 
 def _named(lines: bytes, ids: list[int]) -> list[int]:
