@@ -5,13 +5,10 @@ handle the flags signal handlers set, reap shepherds that ended, take the
 channel's messages, escalate kills whose grace ran out, start what the
 scheduler picks.  `run()` is `open(); while not stopping: step(); wait()`,
 where wait() sleeps on the channel's watcher and the signal pipe with a
-timeout only when something is due (idle means no CPU).
-
-Persist first, then act: a state change is written (atomically) before a
-shepherd is forked, a waiter is told, or an event is announced.  What
-happens after a crash is in gsat.recovery.
-
-Imports: adapters and domain modules only; never the CLI or the mail gate.
+timeout only when something is due (idle means no CPU).  Persist first,
+then act: a state change is written (atomically) before a shepherd is
+forked, a waiter is told, or an event is announced; after a crash, see
+gsat.recovery.  Imports: adapters and domain only; never CLI or mail gate.
 """
 
 import functools
@@ -21,13 +18,13 @@ import os
 import signal
 import time
 
-from gsat import (fifo, heartbeat, jobs, jobtypes, messages, recovery, scheduler, shepherd, signames,
-                  states, summary)
+from gsat import fifo, heartbeat, jobs, jobtypes, killing, messages, recovery, scheduler, shepherd, signames
+from gsat import states, summary
 from gsat.channel import FileChannel, open_channel
 from gsat.config import Config, share_dir
 from gsat.dispatcher import Dispatcher
 from gsat.environment import for_run
-from gsat.errors import EXIT_LOST, GsatError, NoSuchJob, Refused, UsageError
+from gsat.errors import EXIT_LOST, GsatError, Refused, UsageError
 from gsat.jobs import Job, change_state
 from gsat.layout import Layout
 
@@ -129,19 +126,11 @@ class Controller:
         return min(due) if due else None
 
     def _beat(self, now: float) -> None:
-        interval = self.config["heartbeat_interval"]
-        self.next_beat = now + interval
-        self.last_beat = now
+        self.next_beat, self.last_beat = now + self.config["heartbeat_interval"], now
         self.running_changed = False
-        record = {
-            "host": self.host, "pid": os.getpid(), "started": self.started, "time": now,
-            "interval": interval, "up": not self.stopping, "slots": self.config["slots"],
-            "scheduler": self.config["scheduler"], "load": list(os.getloadavg()),
-            "running": sorted(j.id for j in self.jobs.values() if j.state.state == states.RUNNING),
-            "memory": heartbeat.memory(),
-        }
+        running = sorted(j.id for j in self.jobs.values() if j.state.state == states.RUNNING)
         try:
-            heartbeat.write(self.layout, record)
+            heartbeat.write(self.layout, heartbeat.compose(self.config, self.started, now, not self.stopping, running))
             for channel in self.channels:
                 channel.housekeeping(now)
         except OSError as exc:
@@ -218,12 +207,8 @@ class Controller:
             raise Refused(f"job {job_id} is {job.shown_state}, not running")
         if not 0 < msg.signal < signal.NSIG:
             raise UsageError(f"invalid signal number {msg.signal}")
-        self._kill(job, msg.signal)
+        self._kill(job, msg.signal)  # TSTP/TTIN/TTOU are followed by STOP (gsat.killing)
         if msg.signal in signames.STOPPING:
-            if msg.signal != signal.SIGSTOP:
-                # the job's group is orphaned (its own session): the kernel drops
-                # TSTP/TTIN/TTOU whose default action is to stop; make it stop
-                self._kill(job, signal.SIGSTOP)
             job.state.suspended = True
         elif msg.signal == signal.SIGCONT:
             job.state.suspended = False
@@ -247,22 +232,15 @@ class Controller:
 
     def _on_raw(self, msg: messages.Raw, now: float) -> messages.Answer:
         text = msg.text.strip().upper()
-        replies = {"ALIVE?": "ALIVE", "PID?": str(os.getpid()), "HOST?": self.host}
         if text == "STOP":
-            self.stopping = True
-            return messages.Answer(text="STOPPING")
-        if text not in replies:
-            return messages.Answer(code=2, text=f"unknown command {msg.text!r}")
-        return messages.Answer(text=replies[text])
+            return self._on_stop(messages.Stop(), now)
+        reply = {"ALIVE?": "ALIVE", "PID?": str(os.getpid()), "HOST?": self.host}.get(text)
+        return messages.Answer(text=reply) if reply else messages.Answer(code=2, text=f"unknown command {msg.text!r}")
 
     def _on_stop(self, msg: messages.Stop, now: float) -> messages.Answer:
         if msg.kill_jobs:
-            for job in self.jobs.values():
-                if job.state.state == states.RUNNING:
-                    try:
-                        self._kill(job, signal.SIGTERM)
-                    except Refused as exc:
-                        log.warning("%s", exc)
+            for job in [j for j in self.jobs.values() if j.state.state == states.RUNNING]:
+                self._kill_quietly(job, signal.SIGTERM)
         self.stopping = True
         return messages.Answer(text="STOPPING")
 
@@ -324,24 +302,16 @@ class Controller:
                 job = self.jobs.get(job_id)
                 if job and job.state.state == states.RUNNING:
                     log.info("job %d outlived its grace: SIGKILL", job_id)
-                    try:
-                        self._kill(job, signal.SIGKILL)
-                    except Refused as exc:
-                        log.warning("%s", exc)
+                    self._kill_quietly(job, signal.SIGKILL)
+
+    def _kill_quietly(self, job: Job, sig: int) -> None:
+        try:
+            self._kill(job, sig)
+        except Refused as exc:
+            log.warning("%s", exc)
 
     def _kill(self, job: Job, sig: int) -> None:
-        pgid = recovery.job_pgid(self, job)
-        deadline = time.monotonic() + 2.0
-        while pgid is None and (job.id, job.state.attempt) in self.children.values() \
-                and time.monotonic() < deadline:
-            time.sleep(0.001)  # forked a moment ago: its shepherd is recording the job's pid
-            pgid = recovery.job_pgid(self, job)
-        if pgid is None:
-            raise Refused(f"job {job.id}: its process group cannot be found (ended a moment ago?)")
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
+        killing.signal_job(self.layout, job, sig, (job.id, job.state.attempt) in self.children.values())
 
     # ---- runs ------------------------------------------------------------
     def _start_ready(self, now: float) -> None:
@@ -368,17 +338,9 @@ class Controller:
         self._event(job, event)
 
     def _run_spec(self, job: Job) -> shepherd.RunSpec:
-        jobdir = str(self.layout.job_dir(job.id))
-        spec = job.spec
-        env = for_run(job.id, spec, job.state.run, self.host, str(self.layout.home), jobdir,
-                      self._jobtype(job).environment)
-        out = jobs.output_path(self.layout, job, "stdout")
-        err = jobs.output_path(self.layout, job, "stderr")
-        return shepherd.RunSpec(
-            job=job.id, run=job.state.attempt, jobdir=jobdir,
-            argv=[os.path.join(jobdir, "script"), *spec.get("args", [])], env=env,
-            cwd=spec["workdir"], stdout=out, stderr=err, controller_pid=os.getpid(),
-            notify=self._notify_from_orphan)
+        env = for_run(job.id, job.spec, job.state.run, self.host, str(self.layout.home),
+                      str(self.layout.job_dir(job.id)), self._jobtype(job).environment)
+        return shepherd.run_spec(self.layout, job, env, self._notify_from_orphan)
 
     def _notify_from_orphan(self, job_id: int, run: int) -> None:
         """Runs in an orphaned shepherd: tell whichever controller runs now."""
@@ -430,15 +392,8 @@ class Controller:
 
     # ---- helpers -------------------------------------------------------
     def _jobtype(self, job: Job) -> jobtypes.JobType:
-        name = job.spec.get("jobtype", "default")
-        try:
-            return self.catalog.get(name)
-        except (GsatError, OSError) as exc:
-            log.warning("job %d: job type %s unusable (%s); using defaults", job.id, name, exc)
-            return jobtypes.JobType(name=name)
+        return self.catalog.get_or_default(job.spec.get("jobtype", "default"))
 
     def _event(self, job: Job, name: str | None, **fields) -> tuple[dict | None, list[int]]:
         return self.dispatcher.fire(job, name, **fields)
 
-
-__all__ = ["Controller", "NoSuchJob"]

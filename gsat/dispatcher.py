@@ -65,10 +65,7 @@ class Dispatcher:
         return env
 
     def jobtype_env(self, job) -> dict:
-        try:
-            return self.catalog.get(job.spec.get("jobtype", "default")).environment
-        except (GsatError, OSError):
-            return {}
+        return self.catalog.get_or_default(job.spec.get("jobtype", "default")).environment
 
     def tell_waiters(self, job, event: str | None = None) -> None:
         line = json.dumps({"job": job.id, "state": job.state.state, "event": event}).encode() + b"\n"

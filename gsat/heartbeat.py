@@ -36,6 +36,14 @@ def read(layout, host: str) -> dict | None:
         return None
 
 
+def compose(config, started: float, now: float, up: bool, running: list[int]) -> dict:
+    """The heartbeat record of this process's controller."""
+    return {"host": config.host, "pid": os.getpid(), "started": started, "time": now,
+            "interval": config["heartbeat_interval"], "up": up, "slots": config["slots"],
+            "scheduler": config["scheduler"], "load": list(os.getloadavg()), "running": running,
+            "memory": memory()}
+
+
 def memory() -> dict:
     """Total and available memory in bytes, from /proc/meminfo."""
     values = {}

@@ -76,3 +76,12 @@ class Catalog:
         if cached is None or cached[0] != mtime:
             self._cache[name] = (mtime, load(name, self.dirs))
         return self._cache[name][1]
+
+    def get_or_default(self, name: str) -> JobType:
+        """The job type, or (logged) the defaults when its file went missing or broke."""
+        try:
+            return self.get(name)
+        except (UsageError, OSError) as exc:
+            from gsat import lazylog
+            lazylog.get(__name__).warning("job type %s unusable (%s); using defaults", name, exc)
+            return JobType(name=name)

@@ -119,12 +119,3 @@ def _watch(ctrl, job, pid: int) -> bool:
         return False
     ctrl.adopted[pidfd] = (job.id, job.state.attempt)
     return procinfo.start_ticks(pid) is not None
-
-
-def job_pgid(ctrl, job) -> int | None:
-    """The job's process group (its pid), once its shepherd has published it
-    (after the job's exec, so the group surely exists); None before or after."""
-    record = shepherd.read_start(str(ctrl.layout.job_dir(job.id)), job.state.attempt) or {}
-    if record.get("job_pid") is None or not procinfo.alive(record.get("shepherd")):
-        return None
-    return record["job_pid"]

@@ -28,7 +28,7 @@ import signal
 import time
 import typing
 
-from gsat import fsutil, jsontext, procinfo
+from gsat import fsutil, jobs, jsontext, procinfo
 
 FENCED = {"fenced": True}
 
@@ -45,6 +45,16 @@ class RunSpec:
     stderr: str | None  # None: joined with stdout
     controller_pid: int
     notify: typing.Callable[[int, int], None] | None = None
+
+
+def run_spec(layout, job, env: dict, notify) -> RunSpec:
+    """What the shepherd of `job`'s current attempt needs to know."""
+    jobdir = str(layout.job_dir(job.id))
+    return RunSpec(job=job.id, run=job.state.attempt, jobdir=jobdir,
+                   argv=[os.path.join(jobdir, "script"), *job.spec.get("args", [])], env=env,
+                   cwd=job.spec["workdir"], stdout=jobs.output_path(layout, job, "stdout"),
+                   stderr=jobs.output_path(layout, job, "stderr"), controller_pid=os.getpid(),
+                   notify=notify)
 
 
 def start_path(jobdir: str, run: int) -> str:

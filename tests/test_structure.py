@@ -20,7 +20,7 @@ LAYERS = [
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
      "heartbeat", "procstats", "summary"},
     {"jobs", "jobtypes", "environment", "shepherd", "scheduler", "eventlog", "submit",
-     "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher"},
+     "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing"},
     {"controller", "mailgate"},
     {"cli"},
 ]

@@ -1,0 +1,41 @@
+"""Signalling a job: always its whole process group (os.killpg, never
+/bin/kill), found from the shepherd's start record of the current attempt
+and only while that shepherd lives, so a reused pid is never hit."""
+
+import os
+import signal
+import time
+
+from gsat import procinfo, shepherd
+from gsat.errors import Refused
+
+# the job's process group is orphaned (its own session): the kernel drops these
+# when their default action is to stop, so a SIGSTOP follows them
+STOP_LIKE = frozenset({signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+
+
+def job_pgid(layout, job) -> int | None:
+    """The job's process group (its pid), once its shepherd has published it
+    (after the job's exec, so the group surely exists); None before or after."""
+    record = shepherd.read_start(str(layout.job_dir(job.id)), job.state.attempt) or {}
+    if record.get("job_pid") is None or not procinfo.alive(record.get("shepherd")):
+        return None
+    return record["job_pid"]
+
+
+def signal_job(layout, job, sig: int, just_started: bool) -> None:
+    """Send `sig` to the job's group; Refused when there is none.  A job whose
+    shepherd was forked a moment ago gets up to 2 s to publish its pid."""
+    pgid = job_pgid(layout, job)
+    deadline = time.monotonic() + 2.0
+    while pgid is None and just_started and time.monotonic() < deadline:
+        time.sleep(0.001)
+        pgid = job_pgid(layout, job)
+    if pgid is None:
+        raise Refused(f"job {job.id}: its process group cannot be found (ended a moment ago?)")
+    try:
+        os.killpg(pgid, sig)
+        if sig in STOP_LIKE:
+            os.killpg(pgid, signal.SIGSTOP)
+    except ProcessLookupError:
+        pass
