@@ -147,14 +147,16 @@ def test_gqsig_term_to_a_job_that_exits_7_fails_it(running, tmp_path):
     assert [e.get("signal") for e in signals] == ["TERM"]
 
 
+def looping_job(g, pid_file, trap: str) -> tuple[int, int]:
+    """A job that sets `trap`, publishes its pid and loops: (job id, pid)."""
+    job = g.submit(sh(trap + f"echo $$ > {q(pid_file)}.tmp && mv {q(pid_file)}.tmp {q(pid_file)}\n" + LOOP))
+    wait_for(pid_file.exists, what="the job's pid")
+    return job, int(pid_file.read_text())
+
+
 def test_gqsig_stop_cont_and_signal_spellings(running, tmp_path):
     pid_file, usr1 = tmp_path / "pid", tmp_path / "usr1"
-    job = running.submit(sh(
-        f"trap 'echo x >> {q(usr1)}' USR1\n"
-        f"echo $$ > {q(pid_file)}.tmp && mv {q(pid_file)}.tmp {q(pid_file)}\n"
-        f"{LOOP}"))
-    wait_for(pid_file.exists, what="the job's pid")
-    pid = int(pid_file.read_text())
+    job, pid = looping_job(running, pid_file, f"trap 'echo x >> {q(usr1)}' USR1\n")
 
     assert running.run("gqsig", "-s", "STOP", job).returncode == 0
     assert running.wait_state(job, "suspended")["state"] == "suspended"
@@ -202,12 +204,7 @@ def test_gqdel_of_a_running_job_kills_its_process_group(running, tmp_path):
 
 def test_gqdel_kills_a_job_that_ignores_term_after_kill_grace(running, tmp_path):
     pid_file = tmp_path / "pid"
-    job = running.submit(sh(
-        f"trap '' TERM\n"
-        f"echo $$ > {q(pid_file)}.tmp && mv {q(pid_file)}.tmp {q(pid_file)}\n"
-        f"{LOOP}"))
-    wait_for(pid_file.exists, what="the job's pid")
-    pid = int(pid_file.read_text())
+    job, pid = looping_job(running, pid_file, "trap '' TERM\n")
     began = time.monotonic()
     assert running.run("gqdel", job).returncode == 0
     wait_for(lambda: dead(pid), timeout=10, what="SIGKILL after kill_grace")
@@ -218,12 +215,7 @@ def test_gqdel_kills_a_job_that_ignores_term_after_kill_grace(running, tmp_path)
 
 def test_gqdel_of_a_suspended_job_sends_term_and_cont(running, tmp_path):
     pid_file, marker = tmp_path / "pid", tmp_path / "signal"
-    job = running.submit(sh(
-        f"trap 'echo TERM > {q(marker)}; exit 0' TERM\n"
-        f"echo $$ > {q(pid_file)}.tmp && mv {q(pid_file)}.tmp {q(pid_file)}\n"
-        f"{LOOP}"))
-    wait_for(pid_file.exists, what="the job's pid")
-    pid = int(pid_file.read_text())
+    job, pid = looping_job(running, pid_file, f"trap 'echo TERM > {q(marker)}; exit 0' TERM\n")
     assert running.run("gqsig", "-s", "STOP", job).returncode == 0
     running.wait_state(job, "suspended")
     wait_for(lambda: proc_state(pid) == "T", what="the job to be stopped")
