@@ -7,12 +7,12 @@ the services.  `trigger --wait` answers are held here until the event's
 services have all ended.
 """
 
-import json
 import logging
+import os
 import sys
 import time
 
-from gsat import eventlog, fifo, messages, services
+from gsat import eventlog, fifo, jsontext, messages, services
 from gsat.config import share_dir
 from gsat.environment import for_run
 from gsat.errors import GsatError
@@ -68,8 +68,10 @@ class Dispatcher:
         return self.catalog.get_or_default(job.spec.get("jobtype", "default")).environment
 
     def tell_waiters(self, job, event: str | None = None) -> None:
-        line = json.dumps({"job": job.id, "state": job.state.state, "event": event}).encode() + b"\n"
-        fifo.post_all(self.layout.job_dir(job.id) / "waiters", line)
+        folder = self.layout.job_dir(job.id) / "waiters"
+        if os.path.lexists(folder):  # most jobs have nobody waiting: no line to build
+            line = jsontext.dumps({"job": job.id, "state": job.state.state, "event": event})
+            fifo.post_all(folder, line.encode() + b"\n")
 
     # ---- trigger --wait ----------------------------------------------------
     def hold_answer(self, reply, event: dict, pids: list[int]) -> None:

@@ -36,10 +36,16 @@ class Layout:
         self.home = Path(home)
         self.host = host
         self.jobs = self.home / "jobs"
+        self._job_dirs: dict[int, Path] = {}
         self.nextid = self.home / "nextid"
 
     def job_dir(self, job: int) -> Path:
-        return self.jobs / job_name(job)
+        path = self._job_dirs.get(job)
+        if path is None:  # a controller asks for the same few directories over and over
+            path = self._job_dirs[job] = self.jobs / job_name(job)
+            if len(self._job_dirs) > 4096:
+                self._job_dirs.clear()
+        return path
 
     def spool(self, host: str | None = None) -> Path:
         return self.home / "spool" / (host or self.host)

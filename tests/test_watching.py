@@ -135,8 +135,8 @@ def test_gqstat_table_comes_from_the_summary_and_agrees_with_the_job_files(gsat,
     assert table_states(gsat) == {done: "failed", waiting: "running", held: "held"}
     gsat.crash(proc)
     gsat.start()      # a starting controller rewrites it, one line per job of its own
-    lines = summary.read_text().splitlines()
-    assert sorted(int(line.split("\t")[0]) for line in lines) == [done, waiting, held, gone]
+    wait_for(lambda: sorted(int(line.split("\t")[0]) for line in summary.read_text().splitlines())
+             == [done, waiting, held, gone], what="the rewritten summary")
     go.touch()
     gsat.run("gqwait", waiting, timeout=20)
     wait_for(lambda: table_states(gsat)[waiting] == "finished", what="the finished state")
