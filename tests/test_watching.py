@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from helpers import BIN, wait_for
+from helpers import BIN, read, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -135,7 +135,7 @@ def test_gqstat_table_comes_from_the_summary_and_agrees_with_the_job_files(gsat,
     assert table_states(gsat) == {done: "failed", waiting: "running", held: "held"}
     gsat.crash(proc)
     gsat.start()      # a starting controller rewrites it, one line per job of its own
-    wait_for(lambda: sorted(int(line.split("\t")[0]) for line in summary.read_text().splitlines())
+    wait_for(lambda: sorted(int(line.split("\t")[0]) for line in read(summary).splitlines())
              == [done, waiting, held, gone], what="the rewritten summary")
     go.touch()
     gsat.run("gqwait", waiting, timeout=20)
