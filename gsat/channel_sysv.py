@@ -18,7 +18,9 @@ while no controller runs waits in the queue; a starting controller drains
 the queue (and rescans jobs/).  A controller whose queue was removed
 (ipcrm, systemd's RemoveIPC) recreates it on its next wake-up and rescans.
 Job scripts and output stay on disk; only small messages cross the queue,
-and one larger than the kernel's msgmax is refused before sending.
+and one larger than the kernel's msgmax is refused before sending.  The
+answers of clients that gave up are drained at the heartbeat once their
+process is gone, so they never fill the queue.
 """
 
 import hashlib
@@ -27,7 +29,7 @@ import os
 import signal
 import time
 
-from gsat import daemon, messages, watch
+from gsat import daemon, messages, procinfo, watch
 from gsat.errors import BadMessage, NotAllowed, Unreachable, UsageError
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class SysvChannel:
         _one_host_only(layout, host)
         self.key = queue_key(layout.home, os.geteuid(), host)
         self.max_size = min(msgmax(), messages.MAX_SIZE)
+        self.answered: dict[int, int | None] = {}  # client pid -> its start ticks
         self.queue = self._open()
 
     def _open(self):
@@ -160,14 +163,24 @@ class SysvChannel:
             return
         if client <= REQUEST:
             return
+        ticks = procinfo.start_ticks(client)
+        if ticks is None:
+            return  # the client is gone already: nobody would read the answer
         data = messages.encode_answer(answer.replace(mid=msg.mid))
         try:
             self.queue.send(data, block=False, type=client)
+            self.answered[client] = ticks
         except (self.ipc.BusyError, self.ipc.ExistentialError, OSError) as exc:
             log.warning("answer to %d dropped: %s", client, exc)
 
     def housekeeping(self, now: float) -> None:
-        pass
+        """Drain the answers of clients that are gone (they gave up waiting, or
+        died): nobody else reads them, and they would fill the queue."""
+        for pid, ticks in list(self.answered.items()):
+            if procinfo.start_ticks(pid) == ticks:
+                continue  # still there: it may yet read its answer
+            self._drop_stale(pid)  # gone, or the pid is another process now
+            del self.answered[pid]
 
     lost = False  # set when the queue had to be recreated: the controller rescans
 

@@ -3,6 +3,7 @@ queue), and what only the SysV channel has to survive."""
 
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -178,3 +179,25 @@ def test_sysv_with_several_hosts_is_refused(gsat):
     assert proc.returncode == 2 and "one host only" in proc.stderr
     proc = g.run("gqsub", "-q", "otherhost", input="#!/bin/sh\ntrue\n")
     assert proc.returncode == 2 and "only this host" in proc.stderr
+
+
+def test_sysv_answers_nobody_reads_are_drained(home_env):
+    cfg = config.load()
+    layout = Layout(cfg.home, cfg.host)
+    layout.ensure()
+    server = SysvChannel(cfg, layout, cfg.host)
+    client = subprocess.Popen(["sleep", "60"])  # a client that will give up without reading
+    try:
+        server.answer(messages.Raw(text="PID?", reply=str(client.pid)), messages.Answer(text="late"))
+        assert server.queue.current_messages == 1
+        server.housekeeping(time.time())
+        assert server.queue.current_messages == 1  # it may still read it
+        client.kill()
+        client.wait()
+        server.housekeeping(time.time())
+        assert server.queue.current_messages == 0 and not server.answered
+        server.answer(messages.Raw(text="PID?", reply=str(client.pid)), messages.Answer(text="x"))
+        assert server.queue.current_messages == 0  # to a client that is gone: not sent at all
+    finally:
+        client.kill()
+        remove_queue(queue_key(cfg.home, os.geteuid(), cfg.host))
