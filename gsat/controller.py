@@ -224,7 +224,7 @@ class Controller:
         if msg.event in states.RESERVED_EVENTS or not states.valid_event_name(msg.event):
             raise UsageError(f"invalid event name {msg.event!r} (reserved, or not [A-Za-z][A-Za-z0-9_.-]*)")
         job = self.jobs.get(msg.job) or jobs.load(self.layout, msg.job)
-        event, pids = self._event(job, msg.event, args=list(msg.args))
+        event, pids = self.dispatcher.fire(job, msg.event, durable=True, args=list(msg.args))
         if msg.wait and pids:
             self.dispatcher.hold_answer(functools.partial(self.replying.answer, msg), event, pids)
             return DEFERRED

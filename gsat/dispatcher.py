@@ -26,8 +26,8 @@ class Dispatcher:
         self.runner = services.Runner(service_timeout)
         self.waits: dict[str, dict] = {}     # event id -> {reply, pids, failed} (trigger --wait)
 
-    def fire(self, job, name: str | None, **fields) -> tuple[dict | None, list[int]]:
-        """Record event `name` of `job` durably, tell its waiters, start its services."""
+    def fire(self, job, name: str | None, durable: bool = False, **fields) -> tuple[dict | None, list[int]]:
+        """Record event `name` of `job` (fsynced if `durable`), tell its waiters, start its services."""
         if not name:
             return None, []
         event = eventlog.make(job.id, name, self.host, job.state.run, **fields)
@@ -35,9 +35,11 @@ class Dispatcher:
         try:
             if found:
                 services.put(self.layout, job.id, event)
-            eventlog.append(self.layout.job_dir(job.id), event)
+            eventlog.append(self.layout.job_dir(job.id), event, sync=durable)
         except (OSError, GsatError) as exc:
             log.error("job %d: cannot record %s: %s", job.id, name, exc)
+            if durable:
+                raise  # trigger must not answer 0 for an event that is not on disk
         log.info("job %d: %s %s", job.id, name, fields or "")
         self.tell_waiters(job, name)
         return event, self.dispatch(job, event, found)

@@ -19,10 +19,11 @@ def make(job: int, name: str, host: str, run: int, **fields) -> dict:
             "run": run, **{k: v for k, v in fields.items() if v is not None}}
 
 
-def append(jobdir, event: dict) -> None:
-    # not fsynced: an event with services is durable in the outbox first (and
-    # appended again from there after a crash); the job's state is in state.json
-    fsutil.append_line(os.path.join(jobdir, "events.log"), jsontext.dumps(event).encode() + b"\n", sync=False)
+def append(jobdir, event: dict, sync: bool = False) -> None:
+    """Append `event`.  Not fsynced by default: an event with services is durable
+    in the outbox first (and appended again from there after a crash), and the
+    job's state is in state.json; `trigger` asks for sync (it promises durability)."""
+    fsutil.append_line(os.path.join(jobdir, "events.log"), jsontext.dumps(event).encode() + b"\n", sync=sync)
 
 
 def read(jobdir) -> list[dict]:
