@@ -33,9 +33,12 @@ def wait_jobs(ctx, ids: list[int], timeout: float | None = None, any_: bool = Fa
         jobs.load(ctx.layout, job_id, deleted_ok=True)  # NoSuchJob (exit 3) before waiting
     client.ensure_controller(ctx)
     path, fd = make_fifo(ctx.layout, ids[0])
-    links = [_link(path, ctx.layout, job_id) for job_id in ids[1:]]  # one FIFO, one fd, any count
+    links: list[str] = []
     value_of = exit_value if event is None else (lambda layout, job_id: fired(layout, job_id, event))
     try:
+        for job_id in dict.fromkeys(ids[1:]):  # one FIFO, one fd, however many jobs
+            if job_id != ids[0]:
+                links.append(_link(path, ctx.layout, job_id))
         return _loop(ctx, ids, fd, timeout, any_, value_of)
     finally:
         for link in links:
@@ -66,7 +69,7 @@ def _loop(ctx, ids, fd, timeout, any_, value_of) -> int:
                     done[job_id] = value
                     if any_:
                         return value
-        if len(done) == len(ids):
+        if len(done) == len(set(ids)):
             return next((done[i] for i in ids if done[i] != 0), 0)
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:

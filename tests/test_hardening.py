@@ -87,3 +87,16 @@ def test_gqwait_on_an_already_deleted_job_is_255(running):
     assert running.run("gqdel", job).returncode == 0
     assert running.run("gqwait", job, timeout=20).returncode == 255
     assert running.run("gqwait", 999).returncode == 3
+
+
+def test_gqwait_with_an_id_given_twice(running):
+    job = running.submit("#!/bin/sh\nexit 4\n")
+    other = running.submit("#!/bin/sh\ntrue\n")
+    assert running.run("gqwait", job, other, job, "00" + str(job), timeout=20).returncode == 4
+
+
+def test_an_id_given_twice_is_acted_on_once(running):
+    job = running.submit("#!/bin/sh\ntrue\n", "-H")
+    proc = running.run("gqdel", job, f"00{job}")
+    assert proc.returncode == 0, proc.stderr
+    assert running.run("gqstat", job).returncode == 3

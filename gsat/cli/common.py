@@ -53,7 +53,7 @@ def job_ids(texts: list[str]) -> list[int]:
     from gsat.jobs import parse_id
     if not texts:
         raise UsageError("no job id given")
-    return [parse_id(t) for t in texts]
+    return list(dict.fromkeys(parse_id(t) for t in texts))  # 5 and 005 name one job, once
 
 
 def report(prog: str, results: dict) -> int:
