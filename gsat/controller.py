@@ -23,7 +23,6 @@ from gsat import states, summary
 from gsat.channel import FileChannel, open_channel
 from gsat.config import Config, share_dir
 from gsat.dispatcher import Dispatcher
-from gsat.environment import for_run
 from gsat.errors import EXIT_LOST, GsatError, Refused, UsageError
 from gsat.jobs import Job, change_state
 from gsat.layout import Layout
@@ -338,9 +337,7 @@ class Controller:
         self._event(job, event)
 
     def _run_spec(self, job: Job) -> shepherd.RunSpec:
-        env = for_run(job.id, job.spec, job.state.run, self.host, str(self.layout.home),
-                      str(self.layout.job_dir(job.id)), self._jobtype(job).environment)
-        return shepherd.run_spec(self.layout, job, env, self._notify_from_orphan)
+        return shepherd.run_spec(self.layout, job, self.dispatcher.run_env(job), self._notify_from_orphan)
 
     def _notify_from_orphan(self, job_id: int, run: int) -> None:
         """Runs in an orphaned shepherd: tell whichever controller runs now."""

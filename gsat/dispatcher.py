@@ -58,9 +58,14 @@ class Dispatcher:
         dirs = [share_dir() / "libexec" / "services", self.layout.user_services()]
         return services.find(name, dirs, job.spec)
 
+    def run_env(self, job) -> dict:
+        """The environment the job's current run has (SPEC §5)."""
+        return for_run(job.id, job.spec, job.state.run, self.host, str(self.layout.home),
+                       str(self.layout.job_dir(job.id)), self.jobtype_env(job))
+
     def job_env(self, job) -> dict:
-        env = for_run(job.id, job.spec, job.state.run, self.host, str(self.layout.home),
-                      str(self.layout.job_dir(job.id)), self.jobtype_env(job))
+        """run_env plus what the shipped services need to find gsat."""
+        env = self.run_env(job)
         env["GSAT_PYTHON"] = sys.executable
         env["GSAT_LIBDIR"] = str(share_dir())
         env["GSAT_MAIL_EVENTS"] = job.spec.get("mail_events") or ""

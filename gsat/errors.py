@@ -53,11 +53,3 @@ class BadMessage(GsatError):
     """A spool or queue message that must be set aside (never an exit code)."""
 
     code = REFUSED
-
-
-BY_CODE = {cls.code: cls for cls in (Refused, UsageError, NoSuchJob, NotAllowed, Unreachable, HomeUnusable)}
-
-
-def from_code(code: int, message: str) -> GsatError:
-    """The exception a controller's answer code stands for."""
-    return BY_CODE.get(code, GsatError)(message)

@@ -194,10 +194,6 @@ def output_path(layout: Layout, job: Job, stream: str) -> str | None:
     return given.replace("%j", str(job.id)) if given else str(layout.job_dir(job.id) / stream)
 
 
-def is_claimed(layout: Layout, job: int) -> bool:
-    return (layout.job_dir(job) / "state.json").exists()
-
-
 def save(layout: Layout, job: Job, sync: bool = True) -> None:
     """Write state.json atomically (fsynced unless sync=False).  An older
     state.json after a power loss is consistent: recovery goes by the run

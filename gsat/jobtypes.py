@@ -26,10 +26,6 @@ class JobType(Record):
     FIELDS = {"name": "default", "hold_signal": 15, "restart_on": (), "restart_limit": 0, "environment": {}}
 
 
-def search_path(user_dir: Path, system_dir: Path) -> list[Path]:
-    return [user_dir, system_dir]
-
-
 def find(name: str, dirs: list[Path]) -> Path:
     """The file that defines type `name`; UsageError when there is none."""
     if not name or "/" in name or name.startswith("."):

@@ -12,7 +12,6 @@ from gsat.config import share_dir
 from gsat.errors import GsatError, UsageError
 
 PROG = "gqsub"
-CHUNK = 500  # ids per submit message (fits a SysV message of 8 KiB)
 USAGE = "[options] [SCRIPT | -] [-- ARGS...]"
 DESCRIPTION = ("Submit a job script (a file, or stdin for - or nothing); print the new job's id.\n"
                "#GSAT lines in the script's leading comments take the same options; the command line wins.")
@@ -42,8 +41,8 @@ def main(argv: list[str]) -> int:
     channel = client.channel(ctx, spec["host"])  # a refused channel stops us before storing
     ids = jobs.publish(ctx.layout, spec, script, submit.array_count(spec))
     try:
-        for start in range(0, len(ids), CHUNK):
-            channel.send(messages.Submit(jobs=ids[start:start + CHUNK]))
+        for start in range(0, len(ids), client.CHUNK):
+            channel.send(messages.Submit(jobs=ids[start:start + client.CHUNK]))
     except (GsatError, OSError) as exc:  # the job is stored: a controller finds it when it starts
         say(PROG, f"job stored, but its controller was not told ({exc}); it runs when one starts")
     sys.stdout.write(jsontext.dumps({"jobs": ids}) + "\n" if as_json else "".join(f"{i}\n" for i in ids))
