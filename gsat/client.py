@@ -7,7 +7,7 @@ Never imports the controller; it starts one as a separate process.
 
 from gsat import config as configmod, daemon, jobs, messages
 from gsat.channel import open_channel
-from gsat.errors import NoSuchJob
+from gsat.errors import GsatError, NoSuchJob
 from gsat.layout import Layout
 from gsat.record import Record
 
@@ -51,6 +51,21 @@ def channel(ctx: Context, host: str | None = None):
 
 def request(ctx: Context, msg: messages.Message, host: str | None = None) -> messages.Answer:
     return channel(ctx, host).request(msg, ctx.config["timeout"])
+
+
+def store_and_notify(ctx: Context, spec: dict, script: bytes, count: int) -> tuple[list[int], str | None]:
+    """Store the job (or its `count` array elements) and tell its controller.
+
+    Returns the ids and, when the controller could not be told, a warning:
+    the jobs are stored, and a controller finds them when it starts."""
+    channel_ = channel(ctx, spec["host"])  # a refused channel stops us before storing
+    ids = jobs.publish(ctx.layout, spec, script, count)
+    try:
+        for start in range(0, len(ids), CHUNK):
+            channel_.send(messages.Submit(jobs=ids[start:start + CHUNK]))
+    except (GsatError, OSError) as exc:
+        return ids, f"job stored, but its controller was not told ({exc}); it runs when one starts"
+    return ids, None
 
 
 def owner(ctx: Context, job_id: int) -> str:

@@ -26,7 +26,20 @@ DEFAULTS = {
     "service_timeout": 60.0,
     "heartbeat_interval": 10.0,
     "mail": {"method": "auto", "smtp_host": "localhost", "smtp_port": 25, "from": None, "to": None},
-    "mailgate": {"max_age": 604800, "smtp_host": "localhost", "smtp_port": 25},
+    "mailgate": {
+        "max_age": 604800,         # seconds a signature stays acceptable (7 days)
+        "future_skew": 300,        # seconds a signature may be dated ahead of this clock
+        "require_encryption": False,
+        "allow": {},               # FINGERPRINT: reply address, beside mailgate/allowlist
+        "reply_to_rejected": None,  # an address told of rejections (None: nobody)
+        "from": None,              # the replies' From (None: gsat-mailgate <USER@fqdn>)
+        "method": "auto", "smtp_host": "localhost", "smtp_port": 25,
+        "passphrase_file": None,   # the gateway key's passphrase, if it has one
+        "rejected_folder": "gsat-rejected", "done_folder": "gsat-done",
+        "imap_host": "localhost", "imap_port": 993, "imap_security": "tls",  # tls | starttls
+        "imap_user": None, "imap_password_file": None, "imap_folder": "INBOX",
+        "imap_ca_file": None, "imap_interval": 60,
+    },
 }
 
 SCHEDULERS = ("fifo", "nobatch")
@@ -121,6 +134,24 @@ def _parse_yaml(path: Path) -> dict:
     return data
 
 
+def _validate_sections(values: dict) -> None:
+    for section in ("mail", "mailgate"):
+        if not isinstance(values[section], dict):
+            raise UsageError(f"config {section}: expected a mapping of keys")
+        unknown = sorted(set(values[section]) - set(DEFAULTS[section]))
+        if unknown:
+            raise UsageError(f"config {section}: unknown key {unknown[0]!r}")
+        for key, default in DEFAULTS[section].items():
+            value = values[section][key]
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                try:
+                    values[section][key] = type(default)(value)
+                except (TypeError, ValueError):
+                    raise UsageError(f"config {section}.{key}: {value!r} is not a number") from None
+    if values["mailgate"]["imap_security"] not in ("tls", "starttls"):
+        raise UsageError("config mailgate.imap_security: must be tls or starttls")
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for key, value in over.items():
@@ -151,6 +182,7 @@ def _validate(values: dict) -> None:
             raise UsageError(f"config {key}: {values[key]!r} is not a number") from None
         if values[key] <= 0:
             raise UsageError(f"config {key}: must be positive")
+    _validate_sections(values)
     host = str(values["hostname"])
     if not host or "/" in host or host.startswith("."):
         raise UsageError(f"hostname {host!r} cannot name a spool directory")

@@ -41,6 +41,10 @@ class NotAllowed(GsatError):
     code = NOT_ALLOWED
 
 
+class Rejected(NotAllowed):
+    """A mail the gateway refuses; the text is the reason it logs."""
+
+
 class Unreachable(GsatError):
     code = UNREACHABLE
 

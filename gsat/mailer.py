@@ -25,18 +25,25 @@ SENDMAIL_PATHS = ("/usr/sbin/sendmail", "/usr/lib/sendmail")
 
 def send(msg: email.message.EmailMessage, mail_config: dict) -> None:
     """Deliver `msg` by the configured method; OSError/SMTPException on failure."""
+    import email.utils
+    recipients = [address for _, address in email.utils.getaddresses([msg["To"]])]
+    send_bytes(msg.as_bytes(), email.utils.parseaddr(msg["From"])[1], recipients, mail_config)
+
+
+def send_bytes(raw: bytes, sender: str, recipients: list[str], mail_config: dict) -> None:
+    """Deliver a message exactly as `raw` (a signed one must not be re-serialised)."""
     sendmail = _sendmail() if mail_config.get("method", "auto") in ("auto", "sendmail") else None
     if sendmail:
-        subprocess.run([sendmail, "-t", "-oi"], input=msg.as_bytes(), check=True, timeout=60)
+        subprocess.run([sendmail, "-oi", "-f", sender, "--", *recipients], input=raw, check=True, timeout=60)
         return
     if mail_config.get("method") == "sendmail":
-        raise OSError("mail.method is sendmail but no sendmail is installed")
+        raise OSError("method is sendmail but no sendmail is installed")
     with smtplib.SMTP(mail_config["smtp_host"], int(mail_config["smtp_port"]), timeout=60) as smtp:
         smtp.ehlo()
         if smtp.has_extn("starttls"):
             smtp.starttls()
             smtp.ehlo()
-        smtp.send_message(msg)
+        smtp.sendmail(sender, recipients, raw)
 
 
 def _sendmail() -> str | None:

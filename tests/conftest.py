@@ -1,9 +1,11 @@
+import email
+import email.policy
 import os
 
 import pytest
 
 from gsat.channel_sysv import queue_key
-from helpers import Gsat, remove_queue
+from helpers import Gsat, free_port, remove_queue
 
 
 @pytest.fixture
@@ -34,3 +36,25 @@ def home_env(tmp_path, monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on 127.0.0.1; yields (port, list of (rcpt_tos, message, raw bytes))."""
+    from aiosmtpd.controller import Controller as SMTPController
+
+    class Handler:
+        def __init__(self):
+            self.mails = []
+
+        async def handle_DATA(self, server, session, envelope):
+            msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            self.mails.append((list(envelope.rcpt_tos), msg, envelope.content))
+            return "250 OK"
+
+    handler = Handler()
+    port = free_port()
+    server = SMTPController(handler, hostname="127.0.0.1", port=port)
+    server.start()
+    yield port, handler.mails
+    server.stop()

@@ -3,6 +3,7 @@ installed commands and a real `gsatlc run` in a GSAT_HOME of the test's own."""
 
 import json
 import os
+import socket
 import signal
 import subprocess
 import sys
@@ -170,3 +171,9 @@ def _quietly(fn, *args) -> None:
         fn(*args)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -9,13 +9,10 @@ hanging it.  "The services of a job have ended" is read from /proc: no
 process holds one of its service logs open any more.
 """
 
-import email
-import email.policy
 import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -87,12 +84,6 @@ def services_settled(g, job: int, needed=()) -> bool:
         if event["name"] in needed and not any(n.startswith(event["id"] + ".") for n in logs):
             return False
     return not (set(logs.values()) & open_files())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- trigger runs the on<EVENT> services ----------------------------------
@@ -376,28 +367,6 @@ def test_gqwait_event_returns_1_when_the_job_ends_without_it(running, tmp_path):
 
 # ---- mail -----------------------------------------------------------------
 
-@pytest.fixture
-def smtp():
-    """A real SMTP server on 127.0.0.1; yields (port, list of (rcpt_tos, message))."""
-    from aiosmtpd.controller import Controller as SMTPController
-
-    class Handler:
-        def __init__(self):
-            self.mails = []
-
-        async def handle_DATA(self, server, session, envelope):
-            msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            self.mails.append((list(envelope.rcpt_tos), msg))
-            return "250 OK"
-
-    handler = Handler()
-    port = free_port()
-    server = SMTPController(handler, hostname="127.0.0.1", port=port)
-    server.start()
-    yield port, handler.mails
-    server.stop()
-
-
 def mail_home(g, port: int) -> None:
     g.write_config({"autostart": False, "kill_grace": 2,
                     "mail": {"method": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port,
@@ -427,10 +396,10 @@ def test_mail_on_begin_and_end_reaches_the_M_address(gsat, smtp):
     mail_home(gsat, port)
     job = run_to_end(gsat, sh("echo first line\necho the-last-line-7f3a\nexit 3\n"), "failed",
                      "-m", "be", "-M", "user@example.org")
-    assert len(mails) == 2, [m["Subject"] for _, m in mails]
-    assert all(rcpt == ["user@example.org"] for rcpt, _ in mails)
-    (start,) = [m for _, m in mails if "JOB_START" in m["Subject"]]
-    (term,) = [m for _, m in mails if "JOB_TERMINATION" in m["Subject"]]
+    assert len(mails) == 2, [m["Subject"] for _, m, _ in mails]
+    assert all(rcpt == ["user@example.org"] for rcpt, _, _ in mails)
+    (start,) = [m for _, m, _ in mails if "JOB_START" in m["Subject"]]
+    (term,) = [m for _, m, _ in mails if "JOB_TERMINATION" in m["Subject"]]
     for msg in (start, term):
         assert re.search(rf"\b{job}\b", body(msg)) and "testhost" in body(msg)
     assert re.search(r"exit\D{0,12}\b3\b", body(term), re.I)
@@ -445,8 +414,8 @@ def test_mail_n_sends_nothing_and_a_mails_once_on_failure(gsat, smtp):
     assert mails == []
 
     job = run_to_end(gsat, sh("echo oops\nexit 4\n"), "failed", "-m", "a", "-M", "user@example.org")
-    assert len(mails) == 1, [m["Subject"] for _, m in mails]
-    rcpt, msg = mails[0]
+    assert len(mails) == 1, [m["Subject"] for _, m, _ in mails]
+    rcpt, msg, _ = mails[0]
     assert rcpt == ["user@example.org"]
     assert "JOB_FAILED" in msg["Subject"]
     assert re.search(rf"\b{job}\b", body(msg))

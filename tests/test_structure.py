@@ -16,11 +16,12 @@ PKG = ROOT / "gsat"
 # lower layers may never import higher ones
 LAYERS = [
     {"errors", "states", "messages", "config", "layout", "signames", "options", "record", "jsontext", "paths",
-     "lazylog"},
+     "lazylog", "sigstatus"},
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
-     "heartbeat", "procstats", "summary"},
+     "heartbeat", "procstats", "summary", "mailparse", "openpgp", "mailstate", "mailsources"},
     {"jobs", "jobtypes", "environment", "shepherd", "scheduler", "eventlog", "submit",
-     "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing"},
+     "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing",
+     "mailactions", "mailreply"},
     {"controller", "mailgate"},
     {"cli"},
 ]

@@ -6,10 +6,10 @@ argparse, json, re or dataclasses; see gsat.options and gsat.jsontext)."""
 import os
 import sys
 
-from gsat import __version__, client, jobs, jsontext, messages, options, submit
+from gsat import __version__, client, jsontext, options, submit
 from gsat.cli.common import run, say
 from gsat.config import share_dir
-from gsat.errors import GsatError, UsageError
+from gsat.errors import UsageError
 
 PROG = "gqsub"
 USAGE = "[options] [SCRIPT | -] [-- ARGS...]"
@@ -38,13 +38,9 @@ def main(argv: list[str]) -> int:
     spec = submit.build(merged, "STDIN" if script_name == "-" else script_name, job_args,
                         dict(os.environ), os.getcwd(),
                         [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host)
-    channel = client.channel(ctx, spec["host"])  # a refused channel stops us before storing
-    ids = jobs.publish(ctx.layout, spec, script, submit.array_count(spec))
-    try:
-        for start in range(0, len(ids), client.CHUNK):
-            channel.send(messages.Submit(jobs=ids[start:start + client.CHUNK]))
-    except (GsatError, OSError) as exc:  # the job is stored: a controller finds it when it starts
-        say(PROG, f"job stored, but its controller was not told ({exc}); it runs when one starts")
+    ids, warning = client.store_and_notify(ctx, spec, script, submit.array_count(spec))
+    if warning:
+        say(PROG, warning)
     sys.stdout.write(jsontext.dumps({"jobs": ids}) + "\n" if as_json else "".join(f"{i}\n" for i in ids))
     if wait:
         sys.stdout.flush()

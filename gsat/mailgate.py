@@ -1,0 +1,201 @@
+"""The signed-mail gateway: one mail in, at most one action, at most one reply.
+
+For each mail, in this order, and any failure rejects it:
+
+1. find what is signed or encrypted (gsat.mailparse: top-level PGP/MIME or
+   one inline armored block, nothing beside it);
+2. decrypt when encrypted, and check the signature (gsat.openpgp runs gpg,
+   gsat.sigstatus judges its status lines): exactly one, good, live key,
+   SHA-256 or stronger;
+3. the signing key's primary fingerprint must be allowlisted: that gives
+   the reply address; no header (From, Reply-To, Subject) is ever used;
+4. the signature must be younger than mailgate.max_age and not dated ahead
+   by more than mailgate.future_skew; with mailgate.require_encryption,
+   the mail must have been encrypted;
+5. the signed text must parse as a job script or command lines
+   (gsat.mailactions);
+6. the replay record is written (gsat.mailstate), durably;
+7. the action runs: a job is stored and its controller told, commands run
+   as gsatctl subprocesses (no shell) with their output captured;
+8. the reply goes to the allowlisted address, signed, and encrypted when
+   the signer's key can take it (gsat.mailreply).
+
+A rejection is logged with its reason and answered only when
+mailgate.reply_to_rejected names an address.  Never imports the
+controller: jobs reach it through the channel like gqsub's do.
+"""
+
+import logging
+import os
+import sys
+import time
+
+from gsat import client, mailactions, mailer, mailparse, mailreply, sigstatus, submit
+from gsat.config import Config, share_dir
+from gsat.errors import GsatError, Rejected
+from gsat.mailstate import Allowlist, ReplayLog, mailgate_dir
+from gsat.openpgp import Keyring
+from gsat.record import Record
+
+log = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT = 60
+MAX_OUTPUT = 64 << 10
+
+
+class Opened(Record):
+    __slots__ = ()
+    FIELDS = {"signature": None, "text": "", "encrypted": False}
+
+
+class Outcome(Record):
+    __slots__ = ()
+    FIELDS = {"accepted": False, "reason": "", "reply": ""}
+
+
+def keyring_for(config: Config) -> Keyring:
+    settings = config["mailgate"]
+    passphrase = None
+    if settings["passphrase_file"]:
+        with open(os.path.expanduser(settings["passphrase_file"])) as f:
+            passphrase = f.read().strip("\r\n")
+    return Keyring(mailgate_dir(config.home) / "gnupg", passphrase)
+
+
+class Gateway:
+    def __init__(self, config: Config):
+        self.config = config
+        self.settings = config["mailgate"]
+        self.keyring = keyring_for(config)
+        self.allowlist = Allowlist(config.home, self.settings["allow"])
+        self.replay = ReplayLog(config.home)
+
+    def handle(self, raw: bytes, now: float | None = None) -> Outcome:
+        now = time.time() if now is None else now
+        ident = mailparse.header(raw, "Message-ID") or "(no Message-ID)"
+        try:
+            opened = self.open(raw)
+            address = self._authorise(opened, now)
+            action = mailactions.parse(opened.text)
+            self.replay.remember(opened.signature.fingerprint, opened.signature.time, opened.text, now)
+        except Rejected as exc:
+            log.warning("rejected %s: %s", ident, exc)
+            if (mailparse.header(raw, "Auto-Submitted") or "no").lower() == "no":  # RFC 3834: no loops
+                self._tell_rejection(ident, str(exc))
+            return Outcome(accepted=False, reason=str(exc))
+        log.info("accepted %s: signed by %s at %s", ident, opened.signature.fingerprint, opened.signature.time)
+        text, subject = self._act(action)
+        self._reply(text, subject, address, opened.signature.fingerprint)
+        self.replay.prune(now, self.settings["max_age"])
+        return Outcome(accepted=True, reason="accepted", reply=text)
+
+    def open(self, raw: bytes, inner: bool = False) -> Opened:
+        """The one good signature over the mail, and the text it covers (steps 1 and 2)."""
+        sealed = mailparse.seal_of(raw) if not inner else mailparse.seal_of_text(raw)
+        if sealed.kind == "detached":
+            statuses = self.keyring.verify_detached(sealed.data, sealed.signature)
+            return Opened(signature=sigstatus.verdict(statuses), text=mailparse.text_of_entity(sealed.data))
+        content, statuses = self.keyring.open_armored(sealed.armored)
+        if sigstatus.was_encrypted(statuses) and sigstatus.signature_count(statuses) == 0:
+            if inner:
+                raise Rejected("encrypted twice")
+            # encrypted, then signed inside: a PGP/MIME entity, or an inline signed block
+            opened = self.open(content, inner=True) if not mailparse.is_mime_entity(sealed) \
+                else self.open(content)
+            return opened.replace(encrypted=True)
+        signature = sigstatus.verdict(statuses)
+        text = mailparse.text_of_entity(content) if mailparse.is_mime_entity(sealed) \
+            else mailparse.text_of_plain(content)
+        return Opened(signature=signature, text=text, encrypted=sigstatus.was_encrypted(statuses))
+
+    def _authorise(self, opened: Opened, now: float) -> str:
+        fingerprint = opened.signature.fingerprint
+        address = self.allowlist.entries().get(fingerprint)
+        if not address:
+            raise Rejected(f"key {fingerprint} is not on the allowlist")
+        if self.settings["require_encryption"] and not opened.encrypted:
+            raise Rejected("mailgate.require_encryption is set, and this mail was not encrypted")
+        mailactions.check_age(opened.signature.time, now, self.settings["max_age"], self.settings["future_skew"])
+        return address
+
+    def _act(self, action) -> tuple[str, str]:
+        """(the reply's text, its subject)."""
+        if isinstance(action, mailactions.JobScript):
+            try:
+                ids, warning = self._submit(action.script)
+            except GsatError as exc:
+                return f"error: {exc}\n", "gsat: job not submitted"
+            return "".join(f"jobId:{i}\n" for i in ids) + (f"{warning}\n" if warning else ""), \
+                f"gsat: jobId:{ids[0]}"
+        outputs = [run_command(argv) for argv in action.argvs]
+        return "".join(outputs), f"gsat: {len(outputs)} command{'s' if len(outputs) > 1 else ''}"
+
+    def _submit(self, script: bytes) -> tuple[list[int], str | None]:
+        submit.check_script(script)
+        ctx = client.context()
+        opts = {"name": "mail", **submit.directives(script)}
+        home = os.path.expanduser("~")
+        spec = submit.build(opts, "mail", [], dict(os.environ), home,
+                            [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host)
+        ids, warning = client.store_and_notify(ctx, spec, script, submit.array_count(spec))
+        log.info("submitted job %s", ",".join(map(str, ids)))
+        return ids, warning
+
+    def _reply(self, text: str, subject: str, address: str, fingerprint: str) -> None:
+        try:
+            raw, sender = mailreply.compose(text, subject, address, self.settings["from"], self.keyring, fingerprint)
+            mailer.send_bytes(raw, sender, [address], self.settings)
+        except (OSError, GsatError, ValueError) as exc:
+            log.error("reply to %s not sent: %s", address, exc)
+            return
+        except Exception as exc:  # smtplib's errors have no common base with OSError
+            log.error("reply to %s not sent: %s: %s", address, type(exc).__name__, exc)
+            return
+        log.info("replied to %s: %s", address, subject)
+
+    def _tell_rejection(self, ident: str, reason: str) -> None:
+        address = self.settings["reply_to_rejected"]
+        if address:
+            self._reply(f"rejected mail {ident}: {reason}\n", "gsat: mail rejected", address, None)
+
+
+def run_command(argv: list[str]) -> str:
+    """One command line's transcript: the line, its output, and its exit value when not 0."""
+    import subprocess
+    cmd = [sys.executable, "-m", "gsat.cli.gsatctl", argv[0][1:], *argv[1:]]
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=COMMAND_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return f"$ {' '.join(argv)}\n(no answer within {COMMAND_TIMEOUT} s)\n"
+    output = (done.stdout + done.stderr)[:MAX_OUTPUT].decode("utf-8", "replace")
+    status = f"(exit {done.returncode})\n" if done.returncode else ""
+    return f"$ {' '.join(argv)}\n{output}{status}"
+
+
+def drain(gateway: Gateway, source) -> tuple[int, int]:
+    """Handle every pending mail of `source`; (accepted, rejected)."""
+    counts = [0, 0]
+    for handle in source.pending():
+        outcome = gateway.handle(source.read(handle))
+        where = source.finish(handle, outcome.accepted)
+        if not outcome.accepted:
+            log.warning("moved %s to %s", handle, where)
+        counts[0 if outcome.accepted else 1] += 1
+    return counts[0], counts[1]
+
+
+def watch(gateway: Gateway, source, watcher, wakeup_fd: int, stop) -> None:
+    """drain() whenever `watcher` says the source changed, until stop() is true.
+
+    `wakeup_fd` is the read end of signal.set_wakeup_fd's pipe: a signal
+    ends the wait at once (select itself is retried after a handler)."""
+    import select
+    while not stop():
+        drain(gateway, source)
+        fd = watcher.fileno()
+        ready, _, _ = select.select([wakeup_fd] + ([fd] if fd is not None else []), [], [],
+                                    watcher.interval or 60.0)  # inotify: still rescan each minute
+        if fd in ready:
+            watcher.drain()
+        if wakeup_fd in ready:
+            os.read(wakeup_fd, 512)

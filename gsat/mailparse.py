@@ -1,0 +1,171 @@
+"""Finding what a mail had signed, from its raw bytes.
+
+Three shapes are accepted, and only at the top level of the message:
+
+- PGP/MIME signed (RFC 3156 §5): `multipart/signed;
+  protocol="application/pgp-signature"` with exactly two parts.  The
+  signature covers the first part's raw bytes, headers included, with
+  CRLF line ends; those bytes are cut from the message as received, never
+  re-serialised by Python's email package (which may fold or re-encode).
+- PGP/MIME encrypted (RFC 3156 §4): `multipart/encrypted;
+  protocol="application/pgp-encrypted"`, the second part armored.
+- Inline: a text body that, apart from blank lines around it, is exactly
+  one `BEGIN PGP SIGNED MESSAGE` or `BEGIN PGP MESSAGE` block.
+
+Anything else (no signature, a signed part wrapped in multipart/mixed,
+text outside the armor) is Rejected: unsigned text beside signed text
+must never reach the actions.  Stdlib only.
+"""
+
+import email
+import email.parser
+import email.policy
+import re
+
+from gsat.errors import Rejected
+from gsat.record import Record
+
+MAX_MAIL = 4 << 20
+# the armor lines an inline block must consist of, in order (RFC 4880 §6.2, §7)
+CLEARSIGNED = (b"-----BEGIN PGP SIGNED MESSAGE-----", b"-----BEGIN PGP SIGNATURE-----",
+               b"-----END PGP SIGNATURE-----")
+ARMORED = (b"-----BEGIN PGP MESSAGE-----", b"-----END PGP MESSAGE-----")
+
+
+class Sealed(Record):
+    """What to hand to gpg: data + detached signature, or one armored block."""
+
+    __slots__ = ()
+    # kind: detached, armored (inline: gives text) or encrypted-mime (gives a MIME entity)
+    FIELDS = {"kind": "", "data": b"", "signature": b"", "armored": b""}
+
+
+def seal_of(raw: bytes) -> Sealed:
+    """Where the signature (or encryption) of `raw` is, or Rejected."""
+    if len(raw) > MAX_MAIL:
+        raise Rejected(f"mail larger than {MAX_MAIL} bytes")
+    head, body = _split_head(raw)
+    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head + b"\r\n")
+    ctype = message.get_content_type()
+    if ctype == "multipart/signed":
+        return _detached(message, body)
+    if ctype == "multipart/encrypted":
+        return _encrypted(message, body)
+    if ctype == "text/plain":
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        return seal_of_text(message.get_payload(decode=True) or b"")
+    raise Rejected(f"not signed: a {ctype} mail (PGP/MIME or an inline signed text body is needed)")
+
+
+def header(raw: bytes, name: str) -> str | None:
+    """One header of `raw`, for logs and loop prevention only (headers are never trusted):
+    printable characters only, at most 100."""
+    head, _ = _split_head(raw)
+    wanted = name.lower().encode() + b":"
+    for line in head.splitlines():
+        if line[:len(wanted)].lower() == wanted:
+            text = line[len(wanted):].strip().decode("ascii", "replace")
+            return "".join(c for c in text if c.isprintable())[:100]
+    return None
+
+
+def is_mime_entity(sealed: Sealed) -> bool:
+    """Whether what gpg gives back for this seal is a MIME entity (else plain text)."""
+    return sealed.kind == "encrypted-mime"
+
+
+def text_of_entity(entity: bytes) -> str:
+    """The text of a signed MIME entity: exactly one text/plain body and nothing else."""
+    message = email.message_from_bytes(entity, policy=email.policy.default)
+    leaves = [part for part in message.walk() if not part.is_multipart()]
+    if len(leaves) != 1 or leaves[0].get_content_type() != "text/plain":
+        kinds = ", ".join(part.get_content_type() for part in leaves) or "nothing"
+        raise Rejected(f"the signed part must be one text/plain body, not {kinds}")
+    try:
+        return normalise(leaves[0].get_content())
+    except (LookupError, ValueError) as exc:
+        raise Rejected(f"the signed text cannot be decoded: {exc}") from None
+
+
+def text_of_plain(data: bytes) -> str:
+    try:
+        return normalise(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise Rejected("the signed text is not UTF-8") from None
+
+
+def normalise(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _split_head(raw: bytes) -> tuple[bytes, bytes]:
+    match = re.search(rb"\r?\n\r?\n", raw)
+    if not match:
+        return raw, b""
+    return raw[:match.start()], raw[match.end():]
+
+
+def _detached(message, body: bytes) -> Sealed:
+    if message.get_param("protocol", "").lower() != "application/pgp-signature":
+        raise Rejected("multipart/signed, but not with an OpenPGP signature")
+    parts = _parts(body, message.get_boundary())
+    if len(parts) != 2:
+        raise Rejected(f"multipart/signed with {len(parts)} parts (2 are needed)")
+    signature = email.message_from_bytes(parts[1], policy=email.policy.compat32)
+    if signature.get_content_type() != "application/pgp-signature":
+        raise Rejected(f"second part of multipart/signed is {signature.get_content_type()}")
+    return Sealed(kind="detached", data=_crlf(parts[0]), signature=signature.get_payload(decode=True) or b"")
+
+
+def _encrypted(message, body: bytes) -> Sealed:
+    if message.get_param("protocol", "").lower() != "application/pgp-encrypted":
+        raise Rejected("multipart/encrypted, but not OpenPGP")
+    parts = _parts(body, message.get_boundary())
+    if len(parts) != 2:
+        raise Rejected(f"multipart/encrypted with {len(parts)} parts (2 are needed)")
+    payload = email.message_from_bytes(parts[1], policy=email.policy.compat32).get_payload(decode=True) or b""
+    return Sealed(kind="encrypted-mime", armored=_one_block(payload, ARMORED))
+
+
+def seal_of_text(body: bytes) -> Sealed:
+    """The armored block that is all of `body` (an inline-encrypted mail's plaintext)."""
+    stripped = body.strip()
+    if stripped.startswith(CLEARSIGNED[0]):
+        return Sealed(kind="armored", armored=_one_block(body, CLEARSIGNED))
+    if stripped.startswith(ARMORED[0]):
+        return Sealed(kind="armored", armored=_one_block(body, ARMORED))
+    raise Rejected("not signed: no PGP/MIME signature and no signed block at the start of the body")
+
+
+def _one_block(data: bytes, markers: tuple[bytes, ...]) -> bytes:
+    """`data` when it is exactly one armored block (blank lines around it allowed).
+
+    Inside a clearsigned text, lines that begin with a dash are dash-escaped,
+    so every line starting `-----BEGIN PGP` or `-----END PGP` is armor."""
+    lines = data.strip().splitlines()
+    armor = tuple(line.rstrip() for line in lines if line.startswith((b"-----BEGIN PGP", b"-----END PGP")))
+    if armor != markers or lines[0].rstrip() != markers[0] or lines[-1].rstrip() != markers[-1]:
+        raise Rejected("text outside the signed block, or more than one block")
+    return b"\n".join(lines) + b"\n"
+
+
+def _parts(body: bytes, boundary: str | None) -> list[bytes]:
+    """The raw bytes of each body part between `--boundary` lines (RFC 2046 §5.1.1)."""
+    if not boundary:
+        raise Rejected("multipart without a boundary")
+    delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary.encode()) + rb"(--)?[ \t]*(?=\r?\n|$)")
+    parts, start, closed = [], None, False
+    for match in delimiter.finditer(body):
+        if start is not None:
+            parts.append(body[start:match.start()])
+        if match.group(1):
+            closed = True
+            break
+        start = match.end() + (2 if body[match.end():match.end() + 2] == b"\r\n" else 1)
+    if not closed:
+        raise Rejected("multipart without its closing boundary")
+    return parts
+
+
+def _crlf(data: bytes) -> bytes:
+    return re.sub(rb"\r?\n", b"\r\n", data)

@@ -1,0 +1,86 @@
+"""From gpg's status lines to one verdict on a signed mail.
+
+gpg reports each signature it checks as NEWSIG followed by GOODSIG,
+BADSIG, EXPSIG, EXPKEYSIG, REVKEYSIG or ERRSIG, and VALIDSIG when the
+cryptography holds (VALIDSIG comes even for expired and revoked keys, so it
+proves nothing alone).  The gateway accepts exactly one signature, good,
+by a live key, with a hash of at least SHA-256; anything else fails closed
+with a reason.  Which key and when come from VALIDSIG: the primary key's
+fingerprint (field 10, the one the allowlist names) and the signature's
+time (field 3).
+
+Stdlib only; the statuses are (KEYWORD, rest-of-line) pairs in gpg's order.
+"""
+
+import calendar
+import time
+
+from gsat.errors import Rejected
+from gsat.record import Record
+
+FATAL = {
+    "BADSIG": "bad signature",
+    "ERRSIG": "signature cannot be checked (unknown key)",
+    "NO_PUBKEY": "signature by an unknown key",
+    "EXPSIG": "signature has expired",
+    "EXPKEYSIG": "signing key has expired",
+    "REVKEYSIG": "signing key was revoked",
+    "KEYREVOKED": "signing key was revoked",
+    "DECRYPTION_FAILED": "cannot decrypt",
+    "NO_SECKEY": "encrypted to a key the gateway does not have",
+    "BADMDC": "encrypted message was modified",
+    "HANDLER_ERROR": "unreadable gpg status",
+}
+# RFC 4880/9580 hash ids: SHA-256, SHA-384, SHA-512, SHA3-256, SHA3-512
+STRONG_HASHES = {8: "SHA256", 9: "SHA384", 10: "SHA512", 12: "SHA3-256", 14: "SHA3-512"}
+WEAK_HASHES = {1: "MD5", 2: "SHA1", 3: "RIPEMD160", 11: "SHA224"}
+
+
+class Signature(Record):
+    __slots__ = ()
+    FIELDS = {"fingerprint": "", "signing_key": "", "time": 0, "hash": ""}
+
+
+def verdict(statuses: list[tuple[str, str]]) -> Signature:
+    """The one acceptable signature the statuses describe, or Rejected."""
+    keys = [key for key, _ in statuses]
+    for key in keys:
+        if key in FATAL:
+            raise Rejected(FATAL[key])
+    signatures = keys.count("NEWSIG")
+    if signatures == 0 or "GOODSIG" not in keys:
+        raise Rejected("not signed")
+    if signatures != 1 or keys.count("GOODSIG") != 1 or keys.count("VALIDSIG") != 1:
+        raise Rejected(f"{max(signatures, keys.count('GOODSIG'))} signatures; exactly one is accepted")
+    return _valid_signature(dict(statuses)["VALIDSIG"].split())
+
+
+def was_encrypted(statuses: list[tuple[str, str]]) -> bool:
+    return any(key == "DECRYPTION_OKAY" for key, _ in statuses)
+
+
+def signature_count(statuses: list[tuple[str, str]]) -> int:
+    return sum(1 for key, _ in statuses if key in ("NEWSIG", "GOODSIG", "BADSIG", "ERRSIG"))
+
+
+def _valid_signature(fields: list[str]) -> Signature:
+    if len(fields) < 10:
+        raise Rejected("gpg's VALIDSIG line is incomplete")
+    try:
+        algo = int(fields[7])
+    except ValueError:
+        raise Rejected("gpg's VALIDSIG line names no hash algorithm") from None
+    if algo not in STRONG_HASHES:
+        raise Rejected(f"weak hash {WEAK_HASHES.get(algo, algo)}: SHA-256 or stronger is needed")
+    return Signature(fingerprint=fields[9].upper(), signing_key=fields[0].upper(),
+                     time=_timestamp(fields[2]), hash=STRONG_HASHES[algo])
+
+
+def _timestamp(text: str) -> int:
+    """VALIDSIG's time: seconds since the epoch, or ISO 8601 (YYYYMMDDThhmmss)."""
+    try:
+        if "T" in text:
+            return calendar.timegm(time.strptime(text, "%Y%m%dT%H%M%S"))
+        return int(text)
+    except ValueError:
+        raise Rejected(f"gpg's signature time {text!r} is unreadable") from None
