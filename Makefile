@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_HOME := $(CURDIR)/spool
 # Debian packages the tests use (installed when run as root)
-DEBS   := gnupg procps task-spooler nq
+DEBS   := gnupg procps task-spooler nq dovecot-imapd openssl
 
 .PHONY: demo test bench debs clean demo-stop
 

@@ -128,13 +128,15 @@ def _encrypted(message, body: bytes) -> Sealed:
 
 
 def seal_of_text(body: bytes) -> Sealed:
-    """The armored block that is all of `body` (an inline-encrypted mail's plaintext)."""
+    """The armored block that is all of `body` (a text body, or an inline-encrypted mail's plaintext)."""
     stripped = body.strip()
     if stripped.startswith(CLEARSIGNED[0]):
         return Sealed(kind="armored", armored=_one_block(body, CLEARSIGNED))
     if stripped.startswith(ARMORED[0]):
         return Sealed(kind="armored", armored=_one_block(body, ARMORED))
-    raise Rejected("not signed: no PGP/MIME signature and no signed block at the start of the body")
+    if CLEARSIGNED[0] in body or ARMORED[0] in body:
+        raise Rejected("text outside the signed block")
+    raise Rejected("not signed: no PGP/MIME signature and no signed block in the body")
 
 
 def _one_block(data: bytes, markers: tuple[bytes, ...]) -> bytes:

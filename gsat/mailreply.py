@@ -52,14 +52,14 @@ def _text_part(text: str) -> bytes:
     import quopri
     encoded = quopri.encodestring(text.replace("\r\n", "\n").encode("utf-8"))
     return (b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
-            + _crlf(encoded)).rstrip(b"\r\n")  # the CRLF before a boundary is the boundary's
+            + _crlf(encoded))
 
 
 def _multipart(boundary: str, parts: list[bytes]) -> bytes:
     mark = f"--{boundary}".encode()
     out = b"This is an OpenPGP/MIME message (RFC 3156).\r\n"
     for part in parts:
-        out += mark + b"\r\n" + part.rstrip(b"\r\n") + b"\r\n"
+        out += mark + b"\r\n" + part + b"\r\n"  # that CRLF is the boundary's (RFC 2046), not the part's
     return out + mark + b"--\r\n"
 
 

@@ -108,10 +108,10 @@ class Keyring:
             raise OSError(f"gpg could not create a key: {result.stderr.strip().splitlines()[-1:]}")
         return result.fingerprint
 
-    def import_keys(self, data: bytes) -> list[str]:
-        """Import keys or revocation certificates; the fingerprints they touched."""
+    def import_keys(self, data: bytes) -> tuple[list[str], int]:
+        """Import keys or revocation certificates: (fingerprints of keys, revocations)."""
         result = self.gpg.import_keys(data)
-        return sorted({fpr for fpr in result.fingerprints if fpr})
+        return sorted({fpr for fpr in result.fingerprints if fpr}), int(getattr(result, "n_revoc", 0) or 0)
 
     def public_keys(self) -> list[dict]:
         return self.gpg.list_keys()

@@ -1,11 +1,14 @@
 import email
 import email.policy
 import os
+import shutil
 
 import pytest
 
 from gsat.channel_sysv import queue_key
+import mailkit
 from helpers import Gsat, free_port, remove_queue
+from mailkit import Person
 
 
 @pytest.fixture
@@ -58,3 +61,53 @@ def smtp():
     server.start()
     yield port, handler.mails
     server.stop()
+
+
+# ---- the signed-mail gateway (tests/test_mailgate*.py) ----
+
+@pytest.fixture(scope="session")
+def people(tmp_path_factory):
+    """Real OpenPGP keys: alice (allowlisted), bob (known, not allowlisted), mallory
+    (unknown), rev (allowlisted, then revoked), old (allowlisted, expired yesterday)."""
+    root = tmp_path_factory.mktemp("people")
+    past = mailkit.now() - 30 * mailkit.DAY
+    folks = {"alice": Person(root, "alice", created=past), "bob": Person(root, "bob"),
+             "mallory": Person(root, "mallory"), "rev": Person(root, "rev"),
+             "old": Person(root, "old", expire="1d", created=mailkit.now() - 2 * mailkit.DAY)}
+    yield folks
+    for person in folks.values():
+        person.stop()
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory, people):
+    """A gateway set up once with the real `gsat-mailgate keys` commands; copied per test."""
+    root = tmp_path_factory.mktemp("gate")
+    g = Gsat(root / "home")
+    for person in people.values():
+        (root / f"{person.name}.asc").write_bytes(person.public_key())
+    (root / "rev.rev").write_bytes(people["rev"].revocation())
+    g.run("gsat-mailgate", "keys", "init", "--email", "gate@example.org", check=True)
+    for name in ("alice", "rev", "old"):
+        g.run("gsat-mailgate", "keys", "allow", root / f"{name}.asc", "--reply-to",
+              mailkit.REPLY_TO if name == "alice" else f"{name}@example.org", check=True)
+    g.run("gsat-mailgate", "keys", "import", root / "bob.asc", check=True)
+    g.run("gsat-mailgate", "keys", "import", root / "rev.rev", check=True)
+    exported = g.run("gsat-mailgate", "keys", "export", check=True).stdout
+    (root / "gateway.asc").write_text(exported)
+    people["alice"].gpg("--import", data=exported.encode())
+    fpr = g.run("gsat-mailgate", "keys", "list", check=True).stdout.split("gateway")[0].split()[-2]
+    yield {"mailgate": g.home / "mailgate", "key": root / "gateway.asc", "fingerprint": fpr}
+    mailkit.stop_agent(g.home / "mailgate" / "gnupg")
+
+
+@pytest.fixture
+def gate(gsat, template, smtp):
+    """A GSAT_HOME with its own copy of the gateway, replies going to the test's SMTP server."""
+    shutil.copytree(template["mailgate"], gsat.home / "mailgate",
+                    ignore=shutil.ignore_patterns("S.*", "*.lock", "log", "seen", "rejected"))
+    gsat.mail_port, gsat.mails = smtp
+    gsat.template = template
+    mailkit.configure(gsat)
+    yield gsat
+    mailkit.stop_agent(gsat.home / "mailgate" / "gnupg")

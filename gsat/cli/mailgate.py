@@ -172,11 +172,12 @@ def _keys(config, args) -> int:
         print(f"revoked {fpr}")
         return 0
     data = _read_key_file(args.file)
-    fingerprints = keyring.import_keys(data)
-    if not fingerprints:
-        raise UsageError(f"{args.file}: no OpenPGP key or revocation in it")
+    fingerprints, revocations = keyring.import_keys(data)
+    if not fingerprints and not revocations:
+        raise UsageError(f"{args.file}: no new OpenPGP key or revocation in it")
     if args.action == "import":
-        print("\n".join(f"imported {fpr}" for fpr in fingerprints))
+        print("".join(f"imported {fpr}\n" for fpr in fingerprints) + (
+            f"imported {revocations} revocation certificate(s)\n" if revocations else ""), end="")
         return 0
     return _keys_allow(keyring, allowlist, fingerprints, args)
 

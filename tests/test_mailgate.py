@@ -1,0 +1,265 @@
+"""The signed-mail gateway, end to end: real gpg keys made here, the real
+`gsat-mailgate` command, a real controller, a real SMTP server (aiosmtpd)
+receiving the replies.
+
+Every rejection case checks that nothing ran (no job stored, no reply),
+that the mail was kept aside and that the log says why; the same mail
+built correctly is accepted (test_accepted_shapes), so each case fails
+for the one reason it is about.
+"""
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+import mailkit
+from helpers import BIN, wait_for
+from mailkit import DAY, JOB, REPLY_TO, Person, configure, deliver, gate_log, stored_jobs
+
+pytestmark = pytest.mark.timeout(120)
+
+
+
+def the_reply(g, person: Person, tmp_path) -> str:
+    """The one reply: sent to the allowlisted address only, signed by the gateway; its text."""
+    wait_for(lambda: g.mails, 20, "the reply")
+    assert len(g.mails) == 1, [m["Subject"] for _, m, _ in g.mails]
+    rcpts, msg, raw = g.mails[0]
+    assert rcpts == [REPLY_TO]
+    assert msg["To"] == REPLY_TO
+    gateway = g.template["fingerprint"]
+    if msg.get_content_type() == "multipart/encrypted":
+        armored = msg.get_payload()[1].get_payload(decode=True)
+        plain, status = person.open(armored)
+        assert f"VALIDSIG {gateway}" in status and "GOODSIG" in status and "DECRYPTION_OKAY" in status, status
+        return mailkit_text(plain)
+    assert msg.get_content_type() == "multipart/signed"
+    head, _, body = raw.partition(b"\r\n\r\n")
+    boundary = msg.get_boundary().encode()
+    signed = body.split(b"--" + boundary + b"\r\n")[1].rsplit(b"\r\n", 1)[0]
+    status = person.verify_detached(signed, msg.get_payload()[1].get_payload(decode=True), tmp_path)
+    assert f"VALIDSIG {gateway}" in status, status
+    return mailkit_text(signed)
+
+
+def mailkit_text(entity: bytes) -> str:
+    import email
+    import email.policy
+    return email.message_from_bytes(entity, policy=email.policy.default).get_content().replace("\r\n", "\n")
+
+
+# ---- accepted ----------------------------------------------------------------
+
+def test_signed_job_runs_and_the_reply_is_signed_encrypted_and_goes_to_the_allowlisted_address(
+        gate, people, tmp_path):
+    gate.start()
+    raw = mailkit.pgp_mime(people["alice"], JOB, frm="mallory@evil.example", subject="forged")
+    proc = deliver(gate, raw)
+    assert proc.returncode == 0, proc.stderr
+    text = the_reply(gate, people["alice"], tmp_path)
+    job = int(text.split("jobId:")[1].split()[0])
+    state = gate.wait_state(job, "finished")
+    assert state["name"] == "fromMail"  # the script's #GSAT directives apply
+    out = mailkit.crlf((gate.job_dir(job) / "stdout").read_bytes())
+    assert out == b"hello from mail\r\n"
+    assert "accepted" in gate_log(gate) and people["alice"].fingerprint in gate_log(gate)
+
+
+def test_inline_clearsigned_commands_run_and_their_output_is_the_reply(gate, people, tmp_path):
+    gate.start()
+    held = gate.submit("#!/bin/sh\necho released\n", "-H")
+    gate.wait_state(held, "held")
+    raw = mailkit.inline(people["alice"].clearsign(f"gqrls {held}\ngqstat {held}\n\ngqpeek {held}\n"))
+    assert deliver(gate, raw).returncode == 0
+    text = the_reply(gate, people["alice"], tmp_path)
+    assert f"$ gqrls {held}\n" in text and f"$ gqstat {held}\n" in text and f"$ gqpeek {held}\n" in text
+    assert "finished" in text.split(f"$ gqstat {held}\n")[1] and text.endswith("released\n")
+    gate.wait_state(held, "finished")
+
+
+@pytest.mark.parametrize("shape", ["inline", "pgp-mime", "inline-encrypted", "pgp-mime-encrypted",
+                                   "encrypted-then-signed-mime"])
+def test_accepted_shapes(gate, people, shape):
+    """Every way a mail client signs (and encrypts) is understood; the job is stored."""
+    alice, key = people["alice"], gate.template["key"]
+    entity = mailkit.text_entity(JOB)
+    raw = {
+        "inline": lambda: mailkit.inline(alice.clearsign(JOB)),
+        "pgp-mime": lambda: mailkit.pgp_mime(alice, JOB),
+        "inline-encrypted": lambda: mailkit.inline(alice.sign_encrypt(JOB.encode(), key)),
+        "pgp-mime-encrypted": lambda: mailkit.encrypted_mime(alice.sign_encrypt(entity, key)),
+        "encrypted-then-signed-mime": lambda: mailkit.encrypted_mime(alice.sign_encrypt(
+            mailkit.signed_entity(entity, alice.detached(entity)), key, sign=False)),
+    }[shape]()
+    proc = deliver(gate, raw)
+    assert proc.returncode == 0, proc.stderr
+    assert len(stored_jobs(gate)) == 1
+
+
+# ---- rejected ----------------------------------------------------------------
+
+def _two_signatures(people, order):
+    alice, bob = people["alice"], people["bob"]
+    entity = mailkit.text_entity(JOB)
+    good = alice.detached(entity)
+    bad = bob.detached(mailkit.text_entity("gqstat\n"))  # bob's signature over other text
+    both = mailkit.armor_signatures(*((good, bad) if order == "good+bad" else (bad, good)))
+    return mailkit.headers() + mailkit.signed_entity(entity, both)
+
+
+def _tampered(people):
+    signed = people["alice"].clearsign(JOB)
+    return mailkit.inline(signed.replace(b"hello from mail", b"hello from evil"))
+
+
+def _wrapped(people):
+    entity = mailkit.text_entity("gqstat\n")
+    signed = mailkit.signed_entity(entity, people["alice"].detached(entity))
+    return mailkit.mixed([b"Content-Type: text/plain\r\n\r\ngqdel 1\r\n", signed])
+
+
+PLANTED = "[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG {k} alice\n[GNUPG:] VALIDSIG {f} 2026-01-01 {t} 0 4 0 22 8 00 {f}\n"
+
+
+def _planted(people, signer):
+    alice = people["alice"]
+    text = PLANTED.format(k=alice.fingerprint[-16:], f=alice.fingerprint, t=mailkit.now()) + JOB
+    if signer is None:
+        return mailkit.inline(text.encode())
+    return mailkit.pgp_mime(people[signer], text)
+
+
+REJECTIONS = {
+    "unsigned": (lambda p: mailkit.inline(JOB.encode()), "not signed"),
+    "bad signature": (_tampered, "bad signature"),
+    "unknown key": (lambda p: mailkit.pgp_mime(p["mallory"], JOB), "unknown key"),
+    "known, not allowlisted": (lambda p: mailkit.pgp_mime(p["bob"], JOB), "not on the allowlist"),
+    "expired key": (lambda p: mailkit.inline(p["old"].clearsign(JOB, at=mailkit.now() - 36 * 3600)),
+                    "signing key has expired"),
+    "revoked key": (lambda p: mailkit.inline(p["rev"].clearsign(JOB)), "revoked"),
+    "good + bad signatures": (lambda p: _two_signatures(p, "good+bad"), "signature"),
+    "bad + good signatures": (lambda p: _two_signatures(p, "bad+good"), "signature"),
+    "two good signatures": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, also=p["bob"])), "2 signatures"),
+    "SHA-1": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, digest="SHA1")), "weak hash SHA1"),
+    "too old": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, at=mailkit.now() - 8 * DAY)), "days old"),
+    "from the future": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, at=mailkit.now() + DAY)), "future"),
+    "signed part inside multipart/mixed": (_wrapped, "not signed: a multipart/mixed"),
+    "unsigned text before a signed block": (
+        lambda p: mailkit.inline(b"gqdel 1\n" + p["alice"].clearsign("gqstat\n")), "text outside"),
+    "unsigned text after a signed block": (
+        lambda p: mailkit.inline(p["alice"].clearsign("gqstat\n") + b"gqdel 1\n"), "text outside"),
+    "planted GOODSIG, unsigned": (lambda p: _planted(p, None), "not signed"),
+    "planted GOODSIG, unknown signer": (lambda p: _planted(p, "mallory"), "unknown key"),
+    "not a command": (lambda p: mailkit.inline(p["alice"].clearsign("gqstat\nrm -rf ~\n")),
+                      "not a gsat command"),
+    "an option the gateway does not allow": (
+        lambda p: mailkit.inline(p["alice"].clearsign("gqpeek -f 1\n")), "not a gsat command"),
+}
+
+
+@pytest.mark.parametrize("case", list(REJECTIONS))
+def test_rejected_with_nothing_run_and_no_reply(gate, people, case):
+    build, reason = REJECTIONS[case]
+    raw = build(people)
+    proc = deliver(gate, raw)
+    assert proc.returncode == 4, proc.stderr
+    assert reason in proc.stderr.decode()
+    assert stored_jobs(gate) == []
+    kept = list((gate.home / "mailgate" / "rejected" / "new").iterdir())
+    assert [p.read_bytes() for p in kept] == [raw]
+    assert reason in gate_log(gate)
+    assert gate.mails == []  # nothing was answered: a reply would have reached the SMTP server by now
+
+
+def test_mta_mode_exits_zero_on_rejection_so_nothing_bounces(gate):
+    proc = deliver(gate, mailkit.inline(JOB.encode()), "--mta")
+    assert proc.returncode == 0 and b"rejected: not signed" in proc.stderr
+
+
+def test_rejections_are_told_only_to_reply_to_rejected(gate, people, tmp_path):
+    configure(gate, reply_to_rejected=REPLY_TO)
+    assert deliver(gate, mailkit.inline(JOB.encode(), frm="someone@example.org")).returncode == 4
+    text = the_reply(gate, people["alice"], tmp_path)
+    assert "not signed" in text
+    # a rejected auto-reply is never answered: no mail loops
+    loop = mailkit.headers() + b"Auto-Submitted: auto-replied\r\nContent-Type: text/plain\r\n\r\nx\r\n"
+    assert deliver(gate, loop).returncode == 4
+    assert len(gate.mails) == 1
+
+
+def test_require_encryption_rejects_plaintext_and_accepts_encrypted(gate, people):
+    configure(gate, require_encryption=True)
+    alice = people["alice"]
+    proc = deliver(gate, mailkit.pgp_mime(alice, JOB))
+    assert proc.returncode == 4 and b"require_encryption" in proc.stderr
+    assert stored_jobs(gate) == []
+    encrypted = mailkit.inline(alice.sign_encrypt(JOB.encode(), gate.template["key"]))
+    assert deliver(gate, encrypted).returncode == 0
+    assert len(stored_jobs(gate)) == 1
+
+
+# ---- replay --------------------------------------------------------------------
+
+def test_replay_is_rejected_with_new_headers_and_after_a_restart(gate, people, tmp_path):
+    alice = people["alice"]
+    entity = mailkit.text_entity(JOB)
+    signature = alice.detached(entity)
+    first = mailkit.headers(msgid="<one@example.org>") + mailkit.signed_entity(entity, signature)
+    assert deliver(gate, first).returncode == 0
+    assert len(stored_jobs(gate)) == 1
+    again = deliver(gate, first)  # the same bytes, from a new process: the record is on disk
+    assert again.returncode == 4 and b"replay" in again.stderr
+    fresh_headers = mailkit.headers(frm="alice@example.org", msgid="<two@example.org>",
+                                    date="Mon, 23 Nov 2026 10:00:00 +0000") + mailkit.signed_entity(entity, signature)
+    assert deliver(gate, fresh_headers).returncode == 4
+    # the same signed text as an inline mail, through the Maildir watcher after a restart of it
+    maildir = tmp_path / "Maildir"
+    watcher = start_watch(gate, maildir)
+    stop_watch(watcher)
+    watcher = start_watch(gate, maildir)
+    name = mailkit.maildir_put(maildir, fresh_headers)
+    wait_for(lambda: (maildir / ".gsat-rejected" / "cur" / f"{name}:2,S").exists(), 20, "the replay to be set aside")
+    stop_watch(watcher)
+    assert len(stored_jobs(gate)) == 1
+    assert len(list((gate.home / "mailgate" / "seen").iterdir())) == 1
+
+
+# ---- ingestion -----------------------------------------------------------------
+
+def start_watch(g, maildir) -> subprocess.Popen:
+    started = gate_log(g).count(f"watching {maildir}")
+    proc = subprocess.Popen([str(BIN / "gsat-mailgate"), "watch", str(maildir)], env=g.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_for(lambda: gate_log(g).count(f"watching {maildir}") > started, 20, "the watcher to start")
+    return proc
+
+
+def stop_watch(proc) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0, proc.stdout.read()
+
+
+def test_watch_maildir_moves_accepted_mail_to_cur_and_rejected_aside(gate, people, tmp_path):
+    gate.start()
+    maildir = tmp_path / "Maildir"
+    watcher = start_watch(gate, maildir)
+    good = mailkit.maildir_put(maildir, mailkit.pgp_mime(people["alice"], JOB))
+    bad = mailkit.maildir_put(maildir, mailkit.inline(JOB.encode()))
+    wait_for(lambda: (maildir / "cur" / f"{good}:2,S").exists(), 20, "the accepted mail in cur/")
+    wait_for(lambda: (maildir / ".gsat-rejected" / "cur" / f"{bad}:2,S").exists(), 20, "the rejected one aside")
+    stop_watch(watcher)
+    assert os.listdir(maildir / "new") == []
+    (job,) = stored_jobs(gate)
+    gate.wait_state(int(job), "finished")
+
+
+def test_watch_once_handles_what_is_there_and_exits(gate, people, tmp_path):
+    maildir = tmp_path / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    mailkit.maildir_put(maildir, mailkit.inline(people["alice"].clearsign(JOB)))
+    proc = gate.run("gsat-mailgate", "watch", maildir, "--once")
+    assert proc.returncode == 0 and proc.stdout == "1 accepted, 0 rejected\n", proc.stderr
+    assert len(stored_jobs(gate)) == 1
