@@ -14,7 +14,7 @@ from helpers import wait_for
 pytestmark = pytest.mark.timeout(60)
 
 COMMANDS = ("gqsub", "gqstat", "gqdel", "gqhold", "gqrls", "gqsig", "gqwait", "gqpeek",
-            "gsatlc", "gsatctl", "sendcmd")
+            "gsatlc", "gsatctl", "sendcmd", "gsat-mailgate")
 ID_COMMANDS = ("gqdel", "gqhold", "gqrls", "gqsig", "gqwait", "gqpeek", "gqstat")
 SH = "#!/bin/sh\n"
 GSAT_VARS = ("GSAT_O_JOBID", "GSAT_JOBID", "GSAT_JOBNAME", "GSAT_O_WORKDIR", "GSAT_O_HOME",
@@ -94,7 +94,7 @@ def test_version_exits_0_and_prints_the_version(gsat, prog):
 
 # what each command needs besides the unknown option, so that the option is the only error
 OTHER_ARGS = {"gqdel": ["1"], "gqhold": ["1"], "gqrls": ["1"], "gqsig": ["1"], "gqwait": ["1"],
-              "gqpeek": ["1"], "gsatlc": ["status"], "sendcmd": ["-c", "ALIVE?"]}
+              "gqpeek": ["1"], "gsatlc": ["status"], "sendcmd": ["-c", "ALIVE?"], "gsat-mailgate": ["keys", "list"]}
 
 
 @pytest.mark.parametrize("prog", COMMANDS)

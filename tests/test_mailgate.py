@@ -150,6 +150,10 @@ REJECTIONS = {
         lambda p: mailkit.inline(b"gqdel 1\n" + p["alice"].clearsign("gqstat\n")), "text outside"),
     "unsigned text after a signed block": (
         lambda p: mailkit.inline(p["alice"].clearsign("gqstat\n") + b"gqdel 1\n"), "text outside"),
+    "encrypted, not signed": (lambda p: mailkit.inline(p["alice"].sign_encrypt(JOB.encode(), p["key"], sign=False)),
+                              "not signed"),
+    "encrypted, signed by an unknown key": (
+        lambda p: mailkit.inline(p["mallory"].sign_encrypt(JOB.encode(), p["key"])), "unknown key"),
     "planted GOODSIG, unsigned": (lambda p: _planted(p, None), "not signed"),
     "planted GOODSIG, unknown signer": (lambda p: _planted(p, "mallory"), "unknown key"),
     "not a command": (lambda p: mailkit.inline(p["alice"].clearsign("gqstat\nrm -rf ~\n")),
@@ -162,7 +166,7 @@ REJECTIONS = {
 @pytest.mark.parametrize("case", list(REJECTIONS))
 def test_rejected_with_nothing_run_and_no_reply(gate, people, case):
     build, reason = REJECTIONS[case]
-    raw = build(people)
+    raw = build({**people, "key": gate.template["key"]})
     proc = deliver(gate, raw)
     assert proc.returncode == 4, proc.stderr
     assert reason in proc.stderr.decode()
@@ -263,3 +267,44 @@ def test_watch_once_handles_what_is_there_and_exits(gate, people, tmp_path):
     proc = gate.run("gsat-mailgate", "watch", maildir, "--once")
     assert proc.returncode == 0 and proc.stdout == "1 accepted, 0 rejected\n", proc.stderr
     assert len(stored_jobs(gate)) == 1
+
+
+# ---- keys ------------------------------------------------------------------------
+
+def test_keys_list_revoke_and_their_errors(gate, people, tmp_path):
+    listing = gate.run("gsat-mailgate", "keys", "list", check=True).stdout
+    lines = {line.split()[0]: line for line in listing.splitlines()}
+    assert f"allowed -> {REPLY_TO}" in lines[people["alice"].fingerprint]
+    assert "not allowed" in lines[people["bob"].fingerprint]
+    assert "revoked" in lines[people["rev"].fingerprint] and "expired" in lines[people["old"].fingerprint]
+    assert "gateway" in lines[gate.template["fingerprint"]]
+    revoked = gate.run("gsat-mailgate", "keys", "revoke", people["alice"].fingerprint)
+    assert revoked.returncode == 0 and people["alice"].fingerprint in revoked.stdout
+    proc = deliver(gate, mailkit.pgp_mime(people["alice"], JOB))  # her key is gone: unknown now
+    assert proc.returncode == 4 and b"unknown key" in proc.stderr
+    again = gate.run("gsat-mailgate", "keys", "revoke", people["alice"].fingerprint)
+    assert again.returncode == 2 and "not on the allowlist" in again.stderr
+    assert gate.run("gsat-mailgate", "keys", "revoke", "nonsense").returncode == 2
+    (tmp_path / "junk.asc").write_text("not a key\n")
+    junk = gate.run("gsat-mailgate", "keys", "allow", tmp_path / "junk.asc", "--reply-to", "a@b.example")
+    assert junk.returncode == 2 and "no new OpenPGP key" in junk.stderr
+    (tmp_path / "two.asc").write_bytes(people["bob"].public_key() + people["mallory"].public_key())
+    two = gate.run("gsat-mailgate", "keys", "allow", tmp_path / "two.asc", "--reply-to", "a@b.example")
+    assert two.returncode == 2 and "--fingerprint" in two.stderr
+    init = gate.run("gsat-mailgate", "keys", "init")
+    assert init.returncode == 2 and "already holds a gateway key" in init.stderr
+
+
+def test_allowlist_in_config_yaml_counts_too(gate, people):
+    gate.run("gsat-mailgate", "keys", "import", gate.template["key"].parent / "bob.asc")
+    configure(gate, allow={people["bob"].fingerprint: "bob-replies@example.org"})
+    assert deliver(gate, mailkit.pgp_mime(people["bob"], JOB)).returncode == 0
+    wait_for(lambda: gate.mails, 20, "the reply")
+    assert gate.mails[0][0] == ["bob-replies@example.org"]
+
+
+def test_mta_mode_turns_a_broken_home_into_a_temporary_failure(gate):
+    (gate.home / "mailgate" / "seen").write_text("a file where a directory belongs")
+    proc = deliver(gate, mailkit.inline(JOB.encode()), "--mta")
+    assert proc.returncode == 75 and b"temporary failure" in proc.stderr
+    assert deliver(gate, mailkit.inline(JOB.encode())).returncode not in (0, 4, 75)

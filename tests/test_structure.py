@@ -82,7 +82,7 @@ def test_every_console_script_has_a_launcher_and_an_entry():
     scripts = [line.split("=")[0].strip() for line in
                cfg["options.entry_points"]["console_scripts"].strip().splitlines()]
     for required in ("gqsub", "gqstat", "gqdel", "gqhold", "gqrls", "gqsig", "gqwait",
-                     "gqpeek", "gsatlc", "gsatctl", "sendcmd"):
+                     "gqpeek", "gsatlc", "gsatctl", "sendcmd", "gsat-mailgate"):
         assert required in scripts
     for name in scripts:
         assert (ROOT / "bin" / name).is_file(), f"bin/{name} missing"
