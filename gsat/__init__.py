@@ -3,13 +3,16 @@
 Package map; imports point down this list only (tests/test_structure.py):
 
 - vocabulary:    errors states messages config layout signames options
-                 record jsontext paths lazylog
+                 record jsontext paths lazylog sigstatus
 - adapters:      fsutil procinfo watch spool fifo channel channel_sysv daemon
-                 heartbeat procstats summary
+                 heartbeat procstats summary mailparse openpgp mailstate
+                 mailsources
 - domain:        jobs jobtypes environment shepherd scheduler eventlog services
                  dispatcher killing submit recovery waiting follow client mailer
-- orchestration: controller (the mail gateway will sit beside it)
-- entry points:  gsat.cli.* (only cli/gsatlc.py imports the controller)
+                 mailactions mailreply
+- orchestration: controller, mailgate (never import each other)
+- entry points:  gsat.cli.* (only cli/gsatlc.py imports the controller, only
+                 cli/mailgate.py the mail gateway)
 """
 
 __version__ = "0.1.0"

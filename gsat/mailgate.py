@@ -84,7 +84,7 @@ class Gateway:
                 self._tell_rejection(ident, str(exc))
             return Outcome(accepted=False, reason=str(exc))
         log.info("accepted %s: signed by %s at %s", ident, opened.signature.fingerprint, opened.signature.time)
-        text, subject = self._act(action)
+        text, subject = self._act(action, address)
         self._reply(text, subject, address, opened.signature.fingerprint)
         self.replay.prune(now, self.settings["max_age"])
         return Outcome(accepted=True, reason="accepted", reply=text)
@@ -118,11 +118,11 @@ class Gateway:
         mailactions.check_age(opened.signature.time, now, self.settings["max_age"], self.settings["future_skew"])
         return address
 
-    def _act(self, action) -> tuple[str, str]:
+    def _act(self, action, address: str) -> tuple[str, str]:
         """(the reply's text, its subject)."""
         if isinstance(action, mailactions.JobScript):
             try:
-                ids, warning = self._submit(action.script)
+                ids, warning = self._submit(action.script, address)
             except GsatError as exc:
                 return f"error: {exc}\n", "gsat: job not submitted"
             return "".join(f"jobId:{i}\n" for i in ids) + (f"{warning}\n" if warning else ""), \
@@ -130,10 +130,11 @@ class Gateway:
         outputs = [run_command(argv) for argv in action.argvs]
         return "".join(outputs), f"gsat: {len(outputs)} command{'s' if len(outputs) > 1 else ''}"
 
-    def _submit(self, script: bytes) -> tuple[list[int], str | None]:
+    def _submit(self, script: bytes, address: str) -> tuple[list[int], str | None]:
+        """Store the job as gqsub would, run from $HOME; its -m mail goes to the signer's address."""
         submit.check_script(script)
         ctx = client.context()
-        opts = {"name": "mail", **submit.directives(script)}
+        opts = {"name": "mail", "mail_to": [address], **submit.directives(script)}
         home = os.path.expanduser("~")
         spec = submit.build(opts, "mail", [], dict(os.environ), home,
                             [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host)

@@ -8,6 +8,7 @@ built correctly is accepted (test_accepted_shapes), so each case fails
 for the one reason it is about.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -62,6 +63,9 @@ def test_signed_job_runs_and_the_reply_is_signed_encrypted_and_goes_to_the_allow
     job = int(text.split("jobId:")[1].split()[0])
     state = gate.wait_state(job, "finished")
     assert state["name"] == "fromMail"  # the script's #GSAT directives apply
+    spec = json.loads((gate.job_dir(job) / "job.json").read_text())
+    assert spec["mail_to"] == [REPLY_TO]  # -m mail goes to the signer's address, not to From
+    assert spec["workdir"] == os.path.expanduser("~")
     out = mailkit.crlf((gate.job_dir(job) / "stdout").read_bytes())
     assert out == b"hello from mail\r\n"
     assert "accepted" in gate_log(gate) and people["alice"].fingerprint in gate_log(gate)
