@@ -82,9 +82,28 @@ def text_of_entity(entity: bytes) -> str:
         kinds = ", ".join(part.get_content_type() for part in leaves) or "nothing"
         raise Rejected(f"the signed part must be one text/plain body, not {kinds}")
     try:
-        return normalise(leaves[0].get_content())
+        text = normalise(leaves[0].get_content())
     except (LookupError, ValueError) as exc:
         raise Rejected(f"the signed text cannot be decoded: {exc}") from None
+    if leaves[0].get_param("format", "").lower() == "flowed":
+        return unflow(text, leaves[0].get_param("delsp", "").lower() == "yes")
+    return text
+
+
+def unflow(text: str, delsp: bool) -> str:
+    """Undo format=flowed (RFC 3676), which mail clients use to wrap long lines:
+    a line ending in a space continues on the next; a leading space is stuffing."""
+    out, current = [], ""
+    for line in text.split("\n"):
+        line = line[1:] if line.startswith(" ") else line
+        if line.endswith(" ") and line != "-- ":
+            current += line[:-1] if delsp else line
+        else:
+            out.append(current + line)
+            current = ""
+    if current:
+        out.append(current)
+    return "\n".join(out)
 
 
 def text_of_plain(data: bytes) -> str:

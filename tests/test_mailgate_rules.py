@@ -4,7 +4,7 @@ exercised end to end in test_mailgate.py.)"""
 
 import pytest
 
-from gsat import mailactions, sigstatus
+from gsat import mailactions, mailparse, sigstatus
 from gsat.errors import Rejected
 
 FPR = "71D37A436F37C2ADF6986BFBABA925D0BEB9CAF0"
@@ -65,3 +65,11 @@ def test_age_window(age, ok):
     else:
         with pytest.raises(Rejected):
             mailactions.check_age(now - age, now, 86400 * 7, 300)
+
+
+def test_format_flowed_lines_are_joined_as_the_sender_wrote_them():
+    entity = (b'Content-Type: text/plain; charset=utf-8; format=flowed; delsp=no\r\n\r\n'
+              b'#!/bin/sh\r\necho a very long line that the client \r\nwrapped\r\n From stuffed\r\n')
+    assert mailparse.text_of_entity(entity) == "#!/bin/sh\necho a very long line that the client wrapped\nFrom stuffed\n"
+    delsp = entity.replace(b"delsp=no", b"delsp=yes").replace(b"client \r\nwrapped", b"clientwr \r\napped")
+    assert mailparse.text_of_entity(delsp).splitlines()[1] == "echo a very long line that the clientwrapped"
