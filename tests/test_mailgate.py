@@ -312,3 +312,26 @@ def test_mta_mode_turns_a_broken_home_into_a_temporary_failure(gate):
     proc = deliver(gate, mailkit.inline(JOB.encode()), "--mta")
     assert proc.returncode == 75 and b"temporary failure" in proc.stderr
     assert deliver(gate, mailkit.inline(JOB.encode())).returncode not in (0, 4, 75)
+
+
+def test_a_gateway_key_with_a_passphrase_signs_replies_once_config_names_its_file(gsat, smtp, people, tmp_path):
+    gsat.mail_port, gsat.mails = smtp
+    secret = tmp_path / "gate.pass"
+    secret.write_text("correct horse\n")
+    gsat.run("gsat-mailgate", "keys", "init", "--passphrase-file", secret, check=True)
+    (tmp_path / "alice.asc").write_bytes(people["alice"].public_key())
+    gsat.run("gsat-mailgate", "keys", "allow", tmp_path / "alice.asc", "--reply-to", REPLY_TO, check=True)
+    people["alice"].gpg("--import", data=gsat.run("gsat-mailgate", "keys", "export", check=True).stdout.encode())
+    own = gsat.run("gsat-mailgate", "keys", "list", check=True).stdout.split("gateway")[0].split()[-2]
+    try:
+        configure(gsat)  # no passphrase_file: the job is taken, the reply cannot be signed
+        assert deliver(gsat, mailkit.inline(people["alice"].clearsign("#!/bin/sh\ntrue\n"))).returncode == 0
+        assert len(stored_jobs(gsat)) == 1 and "not sent" in gate_log(gsat)
+        configure(gsat, passphrase_file=str(secret))
+        assert deliver(gsat, mailkit.inline(people["alice"].clearsign(JOB))).returncode == 0
+        wait_for(lambda: gsat.mails, 20, "the reply")
+        armored = gsat.mails[0][1].get_payload()[1].get_payload(decode=True)
+        plain, status = people["alice"].open(armored)
+        assert f"VALIDSIG {own}" in status and b"jobId:2" in plain
+    finally:
+        mailkit.stop_agent(gsat.home / "mailgate" / "gnupg")

@@ -54,8 +54,9 @@ def _keys_parser(k) -> None:
     init = ks.add_parser("init", help="create the gateway's key pair")
     init.add_argument("--email", help="the key's address (default USER@fqdn)")
     init.add_argument("--name", default="gsat mail gateway")
-    init.add_argument("--passphrase", action="store_true", help="protect the key (asks; then set "
-                      "mailgate.passphrase_file)")
+    init.add_argument("--passphrase", action="store_true", help="protect the key with a passphrase "
+                      "(asked for; then name a file holding it in mailgate.passphrase_file)")
+    init.add_argument("--passphrase-file", metavar="FILE", help="protect the key with the passphrase in FILE")
     allow = ks.add_parser("allow", help="import a user's public key and allowlist it")
     allow.add_argument("file")
     allow.add_argument("--reply-to", required=True, metavar="ADDR", help="where replies for this key go")
@@ -185,9 +186,14 @@ def _keys(config, args) -> int:
 def _keys_init(keyring, args) -> int:
     import socket
     passphrase = None
-    if args.passphrase:
+    if args.passphrase_file:
+        passphrase = (_read_key_file(args.passphrase_file).decode().strip("\r\n")) or None
+    elif args.passphrase:
         import getpass
         passphrase = getpass.getpass("passphrase for the gateway key: ")
+    if args.passphrase_file or args.passphrase:
+        if not passphrase:
+            raise UsageError("an empty passphrase")
     email = args.email or f"{os.environ.get('USER') or 'gsat'}@{socket.getfqdn()}"
     fpr = keyring.create_own(args.name, email, passphrase)
     print(f"gateway key {fpr} <{email}>")
