@@ -1,7 +1,7 @@
 """The three batch systems under test, behind one small interface.
 
 Each lives in a temporary directory of its own and runs the same job
-scripts with 2 slots: gsat (console scripts of this virtual environment,
+scripts with 2 slots: gsat (the commands in this virtual environment's bin/,
 a controller started with `gsatlc start`), task-spooler (`tsp -S 2`,
 TS_SOCKET in the directory) and nq (NQDIR; nq has no slots: its jobs run
 one after another, each waiting for the ones queued before it).

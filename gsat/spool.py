@@ -5,9 +5,13 @@
     spool/HOST/bad/   messages set aside, each with NAME.reason beside it
 
 Delivery: the writer creates tmp/NAME exclusively (O_EXCL, never through a
-symlink), writes the whole message, fsyncs it, then renames it to new/NAME.
-rename() is atomic on the server, so the reader sees a whole message or
-none; it never reads tmp/.  NAME is `TIME_NS.PID.RANDOM`, unique without a
+symlink), writes the whole message, closes it (which on NFS flushes it to
+the server), then renames it to new/NAME. rename() is atomic on the server,
+so the reader sees a whole message or none; it never reads tmp/.  Messages
+are not fsynced: one lost in a power cut is a command whose client timed
+out waiting for its answer, or a submission the controller's scan of jobs/
+finds anyway (the job itself is durable before gqsub says its id); a
+message emptied by a crash is set aside as bad.  NAME is `TIME_NS.PID.RANDOM`, unique without a
 lock and sorting in arrival order.
 
 Taking: the one reader (the controller of HOST) lists new/ in name order,
@@ -42,7 +46,7 @@ def deliver(spool, data: bytes) -> str:
     name = message_name()
     tmp, new = os.path.join(spool, "tmp", name), os.path.join(spool, "new", name)
     try:
-        fsutil.write_new(tmp, data)
+        fsutil.write_new(tmp, data, sync=False)
         os.rename(tmp, new)
     except OSError as exc:
         fsutil.unlink_quietly(tmp)

@@ -1,7 +1,8 @@
 """The shape of the package: imports point one way (STYLE.md), the shipped
-config matches the built-in defaults, every console script exists."""
+config matches the built-in defaults, every command has its launcher."""
 
 import ast
+import sys
 import configparser
 from pathlib import Path
 
@@ -76,13 +77,17 @@ def test_shipped_config_is_the_defaults():
     assert shipped == config.DEFAULTS
 
 
-def test_every_console_script_has_a_launcher_and_an_entry():
+def test_every_command_is_installed_from_a_lean_launcher_in_bin():
+    """setup.cfg installs bin/NAME as scripts (not console_scripts, whose wrapper imports re)."""
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    scripts = [line.split("=")[0].strip() for line in
-               cfg["options.entry_points"]["console_scripts"].strip().splitlines()]
+    scripts = [line.strip() for line in cfg["options"]["scripts"].strip().splitlines()]
+    assert "options.entry_points" not in cfg
+    names = {Path(script).name for script in scripts}
     for required in ("gqsub", "gqstat", "gqdel", "gqhold", "gqrls", "gqsig", "gqwait",
                      "gqpeek", "gsatlc", "gsatctl", "sendcmd", "gsat-mailgate"):
-        assert required in scripts
-    for name in scripts:
-        assert (ROOT / "bin" / name).is_file(), f"bin/{name} missing"
+        assert required in names
+    for script in scripts:
+        text = (ROOT / script).read_text()
+        assert text.startswith("#!/usr/bin/env python3\n") and "\nimport re" not in text, script
+        assert (Path(sys.executable).parent / Path(script).name).is_file(), f"{script} is not installed"
