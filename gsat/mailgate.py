@@ -32,8 +32,8 @@ import time
 
 from gsat import client, mailactions, mailer, mailparse, mailreply, sigstatus, submit
 from gsat.config import Config, share_dir
-from gsat.errors import GsatError, Rejected
-from gsat.mailstate import Allowlist, ReplayLog, mailgate_dir
+from gsat.errors import GsatError, Rejected, UsageError
+from gsat.mailstate import Allowlist, ReplayLog, check_address, mailgate_dir
 from gsat.openpgp import Keyring
 from gsat.record import Record
 
@@ -66,6 +66,10 @@ class Gateway:
     def __init__(self, config: Config):
         self.config = config
         self.settings = config["mailgate"]
+        if self.settings["reply_to_rejected"]:
+            check_address(self.settings["reply_to_rejected"], "mailgate.reply_to_rejected:")
+        if not str(self.settings["from"] or "").isprintable():
+            raise UsageError("config mailgate.from: must be one line")
         self.keyring = keyring_for(config)
         self.allowlist = Allowlist(config.home, self.settings["allow"])
         self.replay = ReplayLog(config.home)
@@ -74,39 +78,63 @@ class Gateway:
         now = time.time() if now is None else now
         ident = mailparse.header(raw, "Message-ID") or "(no Message-ID)"
         try:
-            opened = self.open(raw)
-            address = self._authorise(opened, now)
-            action = mailactions.parse(opened.text)
-            self.replay.remember(opened.signature.fingerprint, opened.signature.time, opened.text, now)
+            opened, address, action = self._admit(raw, now)
         except Rejected as exc:
-            log.warning("rejected %s: %s", ident, exc)
+            reason = printable(str(exc))
+            log.warning("rejected %s: %s", ident, reason)
             if (mailparse.header(raw, "Auto-Submitted") or "no").lower() == "no":  # RFC 3834: no loops
-                self._tell_rejection(ident, str(exc))
-            return Outcome(accepted=False, reason=str(exc))
+                self._tell_rejection(ident, reason)
+            return Outcome(accepted=False, reason=reason)
+        # from here on the mail is spent (its replay record is written): nothing may raise
         log.info("accepted %s: signed by %s at %s", ident, opened.signature.fingerprint, opened.signature.time)
-        text, subject = self._act(action, address)
+        try:
+            text, subject = self._act(action, address)
+        except Exception as exc:  # a failed fork, a full disk: say so in the reply
+            log.error("acting on %s failed: %s", ident, exc)
+            text, subject = f"error: {printable(str(exc))}\n", "gsat: error"
         self._reply(text, subject, address, opened.signature.fingerprint)
-        self.replay.prune(now, self.settings["max_age"])
+        try:
+            self.replay.prune(now, self.settings["max_age"])
+        except OSError as exc:
+            log.error("pruning replay records: %s", exc)
         return Outcome(accepted=True, reason="accepted", reply=text)
 
-    def open(self, raw: bytes, inner: bool = False) -> Opened:
-        """The one good signature over the mail, and the text it covers (steps 1 and 2)."""
-        sealed = mailparse.seal_of(raw) if not inner else mailparse.seal_of_text(raw)
+    def _admit(self, raw: bytes, now: float):
+        """Steps 1 to 6: (opened mail, reply address, action), or Rejected."""
+        try:
+            opened = self.open(raw)
+        except Rejected:
+            raise
+        except Exception as exc:  # a parser surprised by hostile MIME: fail closed, stay up
+            log.exception("unreadable mail")
+            raise Rejected(f"unreadable mail ({type(exc).__name__})") from None
+        address = self._authorise(opened, now)
+        action = mailactions.parse(opened.text)
+        signature = opened.signature
+        self.replay.remember(signature.fingerprint, signature.time, signature.id, now)
+        return opened, address, action
+
+    def open(self, raw: bytes, layer: int = 0, inline: bool = False) -> Opened:
+        """The one good signature over the mail, and the text it covers (steps 1 and 2).
+
+        Layer 1 is what an encrypted mail held: a MIME entity or an inline
+        block, which must be signed and must not be encrypted again."""
+        sealed = mailparse.seal_of_text(raw) if inline else mailparse.seal_of(raw)
         if sealed.kind == "detached":
             statuses = self.keyring.verify_detached(sealed.data, sealed.signature)
             return Opened(signature=sigstatus.verdict(statuses), text=mailparse.text_of_entity(sealed.data))
         content, statuses = self.keyring.open_armored(sealed.armored)
-        if sigstatus.was_encrypted(statuses) and sigstatus.signature_count(statuses) == 0:
-            if inner:
-                raise Rejected("encrypted twice")
-            # encrypted, then signed inside: a PGP/MIME entity, or an inline signed block
-            opened = self.open(content, inner=True) if not mailparse.is_mime_entity(sealed) \
-                else self.open(content)
-            return opened.replace(encrypted=True)
+        encrypted = sigstatus.was_encrypted(statuses)
+        if encrypted and layer:
+            raise Rejected("encrypted twice")
+        if encrypted and sigstatus.signature_count(statuses) == 0:
+            sigstatus.check_fatal(statuses)
+            inner = self.open(content, layer=1, inline=not mailparse.is_mime_entity(sealed))
+            return inner.replace(encrypted=True)
         signature = sigstatus.verdict(statuses)
         text = mailparse.text_of_entity(content) if mailparse.is_mime_entity(sealed) \
             else mailparse.text_of_plain(content)
-        return Opened(signature=signature, text=text, encrypted=sigstatus.was_encrypted(statuses))
+        return Opened(signature=signature, text=text, encrypted=encrypted)
 
     def _authorise(self, opened: Opened, now: float) -> str:
         fingerprint = opened.signature.fingerprint
@@ -123,7 +151,7 @@ class Gateway:
         if isinstance(action, mailactions.JobScript):
             try:
                 ids, warning = self._submit(action.script, address)
-            except GsatError as exc:
+            except (GsatError, OSError) as exc:
                 return f"error: {exc}\n", "gsat: job not submitted"
             return "".join(f"jobId:{i}\n" for i in ids) + (f"{warning}\n" if warning else ""), \
                 f"gsat: jobId:{ids[0]}"
@@ -168,17 +196,28 @@ def run_command(argv: list[str]) -> str:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=COMMAND_TIMEOUT)
     except subprocess.TimeoutExpired:
         return f"$ {' '.join(argv)}\n(no answer within {COMMAND_TIMEOUT} s)\n"
+    except OSError as exc:
+        return f"$ {' '.join(argv)}\n(not run: {exc})\n"
     output = (done.stdout + done.stderr)[:MAX_OUTPUT].decode("utf-8", "replace")
     status = f"(exit {done.returncode})\n" if done.returncode else ""
     return f"$ {' '.join(argv)}\n{output}{status}"
+
+
+def printable(text: str) -> str:
+    """One log line's worth of `text`: control characters shown as spaces."""
+    return "".join(c if c.isprintable() else " " for c in text)[:300]
 
 
 def drain(gateway: Gateway, source) -> tuple[int, int]:
     """Handle every pending mail of `source`; (accepted, rejected)."""
     counts = [0, 0]
     for handle in source.pending():
-        outcome = gateway.handle(source.read(handle))
-        where = source.finish(handle, outcome.accepted)
+        try:
+            outcome = gateway.handle(source.read(handle))
+            where = source.finish(handle, outcome.accepted)
+        except (OSError, GsatError) as exc:  # GSAT_HOME or the source failing: try again later
+            log.error("mail %s left where it is: %s", handle, exc)
+            continue
         if not outcome.accepted:
             log.warning("moved %s to %s", handle, where)
         counts[0 if outcome.accepted else 1] += 1

@@ -20,6 +20,7 @@ must never reach the actions.  Stdlib only.
 import email
 import email.parser
 import email.policy
+import email.utils
 import re
 
 from gsat.errors import Rejected
@@ -83,10 +84,10 @@ def text_of_entity(entity: bytes) -> str:
         raise Rejected(f"the signed part must be one text/plain body, not {kinds}")
     try:
         text = normalise(leaves[0].get_content())
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError, TypeError) as exc:
         raise Rejected(f"the signed text cannot be decoded: {exc}") from None
-    if leaves[0].get_param("format", "").lower() == "flowed":
-        return unflow(text, leaves[0].get_param("delsp", "").lower() == "yes")
+    if _param(leaves[0], "format").lower() == "flowed":
+        return unflow(text, _param(leaves[0], "delsp").lower() == "yes")
     return text
 
 
@@ -124,8 +125,13 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes]:
     return raw[:match.start()], raw[match.end():]
 
 
+def _param(message, name: str) -> str:
+    """A Content-Type parameter as one string (RFC 2231 forms collapsed), '' when absent."""
+    return str(email.utils.collapse_rfc2231_value(message.get_param(name, "") or ""))
+
+
 def _detached(message, body: bytes) -> Sealed:
-    if message.get_param("protocol", "").lower() != "application/pgp-signature":
+    if _param(message, "protocol").lower() != "application/pgp-signature":
         raise Rejected("multipart/signed, but not with an OpenPGP signature")
     parts = _parts(body, message.get_boundary())
     if len(parts) != 2:
@@ -133,11 +139,16 @@ def _detached(message, body: bytes) -> Sealed:
     signature = email.message_from_bytes(parts[1], policy=email.policy.compat32)
     if signature.get_content_type() != "application/pgp-signature":
         raise Rejected(f"second part of multipart/signed is {signature.get_content_type()}")
-    return Sealed(kind="detached", data=_crlf(parts[0]), signature=signature.get_payload(decode=True) or b"")
+    data = _crlf(parts[0])
+    if b"\r" in data.replace(b"\r\n", b""):
+        # a text-mode signature does not cover a CR before CRLF, so it could be
+        # added to change the text (a line continuation, a replay's hash)
+        raise Rejected("a bare CR in the signed part")
+    return Sealed(kind="detached", data=data, signature=signature.get_payload(decode=True) or b"")
 
 
 def _encrypted(message, body: bytes) -> Sealed:
-    if message.get_param("protocol", "").lower() != "application/pgp-encrypted":
+    if _param(message, "protocol").lower() != "application/pgp-encrypted":
         raise Rejected("multipart/encrypted, but not OpenPGP")
     parts = _parts(body, message.get_boundary())
     if len(parts) != 2:

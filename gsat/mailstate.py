@@ -8,13 +8,15 @@
       rejected/     a Maildir of the mails `deliver` rejected
       log           one line per mail: accepted or rejected, and why
 
-The replay record is keyed like Debian dak's signature history: the signing
-key's primary fingerprint, the signature's time and the SHA-256 of the
-signed text, so a resent mail with new Message-ID, Date or From headers is
-still the same mail.  It is created exclusively and fsynced before any
+The replay record is keyed on the signature itself: the signing key's
+primary fingerprint, the signature's time and gpg's SIG_ID (computed from
+the signature, not from the mail's bytes), so a resent mail with new
+Message-ID, Date or From headers, or with its text altered in ways a
+text-mode signature does not cover, is still the same mail.  It is created exclusively and fsynced before any
 action runs: a mail acts at most once, even across crashes and restarts.
-Records older than max_age plus a day are pruned; such a signature is
-refused for its age anyway.
+Records are pruned a day after they leave the age window, measured with the
+largest max_age ever used here (kept in seen/.horizon), so raising max_age
+never makes an old signature acceptable again.
 """
 
 import hashlib
@@ -42,19 +44,27 @@ def normal_fingerprint(text: str) -> str:
     return fpr
 
 
+def check_address(address, what: str = "address") -> str:
+    """`address` when it is one plain mail address (nothing that could end a header)."""
+    text = str(address or "")
+    if not text or "@" not in text or any(c.isspace() or not c.isprintable() for c in text) \
+            or any(c in text for c in ",;<>\"()"):
+        raise UsageError(f"{what} {text!r} is not a mail address")
+    return text
+
+
 class Allowlist:
     def __init__(self, home: Path, configured: dict | None = None):
         self.path = mailgate_dir(home) / "allowlist"
-        self.configured = {normal_fingerprint(k): str(v) for k, v in (configured or {}).items()}
+        self.configured = {normal_fingerprint(k): check_address(v, "mailgate.allow:")
+                           for k, v in (configured or {}).items()}
 
     def entries(self) -> dict[str, str]:
         """{fingerprint: reply address}, the file's and config.yaml's mailgate.allow."""
         return {**self._read(), **self.configured}
 
     def add(self, fingerprint: str, address: str) -> None:
-        if not address or any(c.isspace() for c in address) or "@" not in address:
-            raise UsageError(f"{address!r} is not a mail address")
-        self._write({**self._read(), normal_fingerprint(fingerprint): address})
+        self._write({**self._read(), normal_fingerprint(fingerprint): check_address(address)})
 
     def remove(self, fingerprint: str) -> None:
         fpr = normal_fingerprint(fingerprint)
@@ -68,10 +78,10 @@ class Allowlist:
     def _read(self) -> dict[str, str]:
         data = fsutil.read_bytes(self.path)
         entries = {}
-        for line in (data or b"").decode().splitlines():
+        for line in (data or b"").decode("utf-8", "replace").splitlines():
             fields = line.split("#", 1)[0].split()
             if len(fields) == 2:
-                entries[fields[0].upper()] = fields[1]
+                entries[normal_fingerprint(fields[0])] = check_address(fields[1], f"{self.path}:")
         return entries
 
     def _write(self, entries: dict[str, str]) -> None:
@@ -85,27 +95,33 @@ class ReplayLog:
         self.dir = mailgate_dir(home) / "seen"
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
 
-    def remember(self, fingerprint: str, signed_at: int, text: str, now: float) -> None:
+    def remember(self, fingerprint: str, signed_at: int, sig_id: str, now: float) -> None:
         """Record the signature durably, or Rejected when it was seen before."""
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        name = hashlib.sha256(f"{fingerprint}:{signed_at}:{digest}".encode()).hexdigest()
-        record = {"fingerprint": fingerprint, "signed_at": signed_at, "sha256": digest, "seen_at": now}
+        name = hashlib.sha256(f"{fingerprint}:{signed_at}:{sig_id}".encode()).hexdigest()
+        record = {"fingerprint": fingerprint, "signed_at": signed_at, "sig_id": sig_id, "seen_at": now}
         try:
             fsutil.write_new(self.dir / name, jsontext.dumps(record).encode())
         except FileExistsError:
             seen = fsutil.read_json(self.dir / name) or {}
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seen.get("seen_at", 0)))
-            raise Rejected(f"replay: this signed text was accepted at {when}; sign it anew") from None
+            raise Rejected(f"replay: this signature was accepted at {when}; sign anew") from None
         fsutil.fsync_dir(self.dir)
 
     def prune(self, now: float, max_age: float) -> int:
+        horizon_file = self.dir / ".horizon"
+        try:
+            horizon = max(max_age, float(fsutil.read_bytes(horizon_file) or 0))
+        except ValueError:
+            horizon = max_age
+        if horizon == max_age:
+            fsutil.atomic_write(horizon_file, b"%d\n" % max_age)
         removed = 0
         for name in os.listdir(self.dir):
             try:
                 record = fsutil.read_json(self.dir / name) if not name.startswith(".") else None
             except ValueError:
                 continue
-            if isinstance(record, dict) and record.get("signed_at", now) < now - max_age - PRUNE_MARGIN:
+            if isinstance(record, dict) and record.get("signed_at", now) < now - horizon - PRUNE_MARGIN:
                 fsutil.unlink_quietly(self.dir / name)
                 removed += 1
         return removed

@@ -8,7 +8,15 @@ plus the allowlist is the authorisation, so gpg runs with
 Verification results are not taken from python-gnupg's summary fields
 (a GOODSIG after a BADSIG turns `valid` back on): every status line is
 recorded in order and gsat.sigstatus judges them.  A status line that
-python-gnupg cannot parse is recorded as HANDLER_ERROR, which rejects.
+python-gnupg cannot parse is recorded as HANDLER_ERROR, and a non-zero exit
+of gpg as GPG_EXIT; both reject.
+
+gpg's status lines share stderr with its messages, and some of those echo
+what the mail says (an unknown armor header, for one).  python-gnupg splits
+stderr into lines with a text reader that also breaks at NEL (0x85), VT,
+FS and CR, so a forged "[GNUPG:] GOODSIG ..." behind one of those bytes
+would read as a status line.  _StatusGPG splits gpg's stderr at LF only,
+where gpg itself ends a line, so text gpg echoes can never start one.
 """
 
 import os
@@ -37,6 +45,16 @@ class _Recorder:
             self.statuses.append(("HANDLER_ERROR", key))
 
 
+class _StatusGPG(gnupg.GPG):
+    def _read_response(self, stream, result):
+        raw = stream.stream.read()  # the bytes under python-gnupg's text reader
+        for line in raw.split(b"\n"):
+            if line.startswith(b"[GNUPG:] "):
+                keyword, _, value = line[9:].rstrip(b"\r").decode("utf-8", "replace").partition(" ")
+                result.handle_status(keyword, value)
+        result.stderr = raw.decode("utf-8", "replace")
+
+
 class _Verify(_Recorder, gnupg.Verify):
     pass
 
@@ -51,7 +69,7 @@ class Keyring:
         os.chmod(home, 0o700)
         self.home = Path(home)
         self.passphrase = passphrase
-        self.gpg = gnupg.GPG(gnupghome=str(home), options=GPG_OPTIONS)
+        self.gpg = _StatusGPG(gnupghome=str(home), options=GPG_OPTIONS)
         self.gpg.result_map = {**self.gpg.result_map, "verify": _Verify, "crypt": _Crypt}
 
     # -- reading mail
@@ -62,7 +80,7 @@ class Keyring:
             sig.write(signature)
             sig.flush()
             result = self.gpg.verify_data(sig.name, data)
-        return result.statuses
+        return _with_exit(result)
 
     def open_armored(self, armored: bytes) -> tuple[bytes, list[tuple[str, str]]]:
         """Clearsigned, signed or encrypted data: (the signed or decrypted content, statuses).
@@ -70,7 +88,7 @@ class Keyring:
         `gpg --decrypt` outputs only what the signature covers, never the
         text around it."""
         result = self.gpg.decrypt(armored, passphrase=self.passphrase)
-        return result.data, result.statuses
+        return result.data, _with_exit(result)
 
     # -- writing replies
 
@@ -122,9 +140,7 @@ class Keyring:
     def delete_public(self, fingerprint: str) -> None:
         self.gpg.delete_keys(fingerprint)
 
-    def can_encrypt_to(self, fingerprint: str) -> bool:
-        for key in self.gpg.list_keys(keys=[fingerprint]):
-            capabilities = key.get("cap", "")
-            if "E" in capabilities and key.get("trust") not in ("e", "r"):
-                return True
-        return False
+
+
+def _with_exit(result) -> list[tuple[str, str]]:
+    return result.statuses + ([("GPG_EXIT", str(result.returncode))] if result.returncode else [])

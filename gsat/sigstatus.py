@@ -5,9 +5,11 @@ BADSIG, EXPSIG, EXPKEYSIG, REVKEYSIG or ERRSIG, and VALIDSIG when the
 cryptography holds (VALIDSIG comes even for expired and revoked keys, so it
 proves nothing alone).  The gateway accepts exactly one signature, good,
 by a live key, with a hash of at least SHA-256; anything else fails closed
-with a reason.  Which key and when come from VALIDSIG: the primary key's
-fingerprint (field 10, the one the allowlist names) and the signature's
-time (field 3).
+with a reason, as does any sign of trouble (NODATA, FAILURE, ERROR, a
+non-zero exit of gpg).  Which key and when come from VALIDSIG: the primary
+key's fingerprint (field 10, the one the allowlist names) and the
+signature's time (field 3); SIG_ID names the signature itself, whatever
+bytes of the mail carried it (the replay record's key).
 
 Stdlib only; the statuses are (KEYWORD, rest-of-line) pairs in gpg's order.
 """
@@ -27,10 +29,16 @@ FATAL = {
     "REVKEYSIG": "signing key was revoked",
     "KEYREVOKED": "signing key was revoked",
     "DECRYPTION_FAILED": "cannot decrypt",
-    "NO_SECKEY": "encrypted to a key the gateway does not have",
     "BADMDC": "encrypted message was modified",
+    "NODATA": "no OpenPGP data where it was expected",
+    "UNEXPECTED": "unexpected OpenPGP data",
+    "FAILURE": "gpg failed",
+    "ERROR": "gpg reported an error",
+    "GPG_EXIT": "gpg exited with an error",
     "HANDLER_ERROR": "unreadable gpg status",
 }
+# encrypted to several keys: the ones the gateway lacks are fine once one worked
+NO_SECKEY = "NO_SECKEY"
 # RFC 4880/9580 hash ids: SHA-256, SHA-384, SHA-512, SHA3-256, SHA3-512
 STRONG_HASHES = {8: "SHA256", 9: "SHA384", 10: "SHA512", 12: "SHA3-256", 14: "SHA3-512"}
 WEAK_HASHES = {1: "MD5", 2: "SHA1", 3: "RIPEMD160", 11: "SHA224"}
@@ -38,21 +46,35 @@ WEAK_HASHES = {1: "MD5", 2: "SHA1", 3: "RIPEMD160", 11: "SHA224"}
 
 class Signature(Record):
     __slots__ = ()
-    FIELDS = {"fingerprint": "", "signing_key": "", "time": 0, "hash": ""}
+    FIELDS = {"fingerprint": "", "signing_key": "", "time": 0, "hash": "", "id": ""}
 
 
 def verdict(statuses: list[tuple[str, str]]) -> Signature:
     """The one acceptable signature the statuses describe, or Rejected."""
+    check_fatal(statuses)
+    keys = [key for key, _ in statuses]
+    signatures = keys.count("NEWSIG")
+    if signatures == 0 or "GOODSIG" not in keys:
+        raise Rejected("not signed")
+    if signatures != 1 or any(keys.count(k) != 1 for k in ("GOODSIG", "VALIDSIG", "SIG_ID")):
+        raise Rejected(f"{max(signatures, keys.count('GOODSIG'))} signatures; exactly one is accepted")
+    if not keys.index("NEWSIG") < keys.index("GOODSIG") < keys.index("VALIDSIG"):
+        raise Rejected("gpg's status lines are out of order")
+    values = dict(statuses)
+    sig_id = (values["SIG_ID"].split() or [""])[0]
+    if not sig_id:
+        raise Rejected("gpg's SIG_ID line is empty")
+    return _valid_signature(values["VALIDSIG"].split()).replace(id=sig_id)
+
+
+def check_fatal(statuses: list[tuple[str, str]]) -> None:
+    """Rejected when gpg reported any kind of failure."""
     keys = [key for key, _ in statuses]
     for key in keys:
         if key in FATAL:
             raise Rejected(FATAL[key])
-    signatures = keys.count("NEWSIG")
-    if signatures == 0 or "GOODSIG" not in keys:
-        raise Rejected("not signed")
-    if signatures != 1 or keys.count("GOODSIG") != 1 or keys.count("VALIDSIG") != 1:
-        raise Rejected(f"{max(signatures, keys.count('GOODSIG'))} signatures; exactly one is accepted")
-    return _valid_signature(dict(statuses)["VALIDSIG"].split())
+        if key == NO_SECKEY and "DECRYPTION_OKAY" not in keys:
+            raise Rejected("encrypted to a key the gateway does not have")
 
 
 def was_encrypted(statuses: list[tuple[str, str]]) -> bool:
