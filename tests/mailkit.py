@@ -55,12 +55,14 @@ class Person:
             self.gpg("--import", data=also_secret)
         return self.gpg("--digest-algo", digest, *signers, "--clearsign", data=text.encode(), at=at)
 
-    def detached(self, data: bytes, at: int | None = None) -> bytes:
+    def detached(self, data: bytes, at: int | None = None, textmode: bool = False) -> bytes:
         return self.gpg("--digest-algo", "SHA256", "-u", self.fingerprint, "--armor", "--detach-sign",
-                        data=data, at=at)
+                        *(["--textmode"] if textmode else []), data=data, at=at)
 
-    def sign_encrypt(self, data: bytes, recipient_key: Path, sign: bool = True) -> bytes:
+    def sign_encrypt(self, data: bytes, recipient_key: Path, sign: bool = True, to_self: bool = False) -> bytes:
         args = ["--armor", "--recipient-file", str(recipient_key), "--encrypt"]
+        if to_self:  # what mail clients do by default, so that the sender can read the sent mail
+            args = ["--recipient", self.fingerprint] + args
         if sign:
             args = ["-u", self.fingerprint, "--digest-algo", "SHA256", "--sign"] + args
         return self.gpg(*args, data=data)
@@ -136,11 +138,29 @@ def mixed(parts: list[bytes], **kw) -> bytes:
 
 def armor_signatures(*armored: bytes) -> bytes:
     """Several detached signatures as one armored block (their packets back to back)."""
-    packets = b"".join(_dearmor(a) for a in armored)
-    lines = [base64.b64encode(packets[i:i + 48]).decode() for i in range(0, len(packets), 48)]
-    crc = base64.b64encode(_crc24(packets).to_bytes(3, "big")).decode()
-    return ("-----BEGIN PGP SIGNATURE-----\n\n" + "\n".join(lines) + f"\n={crc}\n"
-            "-----END PGP SIGNATURE-----\n").encode()
+    return armor(b"".join(_dearmor(a) for a in armored), "SIGNATURE")
+
+
+def armor(packets: bytes, kind: str = "MESSAGE", header: bytes = b"") -> bytes:
+    """OpenPGP ASCII armor (RFC 4880 §6.2) around `packets`, with an optional armor header line."""
+    lines = [base64.b64encode(packets[i:i + 48]) for i in range(0, len(packets), 48)]
+    crc = base64.b64encode(_crc24(packets).to_bytes(3, "big"))
+    return (f"-----BEGIN PGP {kind}-----\n".encode() + (header + b"\n" if header else b"") + b"\n"
+            + b"\n".join(lines) + b"\n=" + crc + f"\n-----END PGP {kind}-----\n".encode())
+
+
+def literal_packet(data: bytes, name: bytes = b"") -> bytes:
+    """An OpenPGP literal data packet (tag 11): data, and no signature at all."""
+    body = b"b" + bytes([len(name)]) + name + int(time.time()).to_bytes(4, "big") + data
+    return bytes([0xC0 | 11, 0xFF]) + len(body).to_bytes(4, "big") + body
+
+
+def forged_status(fingerprint: str, separator: bytes) -> bytes:
+    """Text that reads as gpg status lines of a good signature if a reader splits lines at `separator`."""
+    lines = [b"[GNUPG:] NEWSIG", f"[GNUPG:] GOODSIG {fingerprint[-16:]} x".encode(),
+             f"[GNUPG:] SIG_ID forged 2026-11-21 {now()}".encode(),
+             f"[GNUPG:] VALIDSIG {fingerprint} 2026-11-21 {now()} 0 4 0 22 8 00 {fingerprint}".encode()]
+    return separator + separator.join(lines) + separator
 
 
 def _dearmor(armored: bytes) -> bytes:

@@ -84,7 +84,8 @@ def test_inline_clearsigned_commands_run_and_their_output_is_the_reply(gate, peo
 
 
 @pytest.mark.parametrize("shape", ["inline", "pgp-mime", "inline-encrypted", "pgp-mime-encrypted",
-                                   "encrypted-then-signed-mime"])
+                                   "encrypted-then-signed-mime", "encrypted to the sender too",
+                                   "text-mode PGP/MIME signature"])
 def test_accepted_shapes(gate, people, shape):
     """Every way a mail client signs (and encrypts) is understood; the job is stored."""
     alice, key = people["alice"], gate.template["key"]
@@ -96,6 +97,9 @@ def test_accepted_shapes(gate, people, shape):
         "pgp-mime-encrypted": lambda: mailkit.encrypted_mime(alice.sign_encrypt(entity, key)),
         "encrypted-then-signed-mime": lambda: mailkit.encrypted_mime(alice.sign_encrypt(
             mailkit.signed_entity(entity, alice.detached(entity)), key, sign=False)),
+        "encrypted to the sender too": lambda: mailkit.encrypted_mime(alice.sign_encrypt(entity, key, to_self=True)),
+        "text-mode PGP/MIME signature": lambda: mailkit.headers() + mailkit.signed_entity(
+            entity, alice.detached(entity, textmode=True)),
     }[shape]()
     proc = deliver(gate, raw)
     assert proc.returncode == 0, proc.stderr
@@ -135,6 +139,35 @@ def _planted(people, signer):
     return mailkit.pgp_mime(people[signer], text)
 
 
+def _forged_inline(people, separator):
+    header = b"Foo: x" + mailkit.forged_status(people["alice"].fingerprint, separator)
+    return mailkit.inline(mailkit.armor(mailkit.literal_packet(JOB.encode()), "MESSAGE", header))
+
+
+def _forged_detached(people):
+    header = b"Foo: x" + mailkit.forged_status(people["alice"].fingerprint, b"\x85")
+    entity = mailkit.text_entity(JOB)
+    return mailkit.headers() + mailkit.signed_entity(
+        entity, mailkit.armor(mailkit.literal_packet(b"x"), "SIGNATURE", header))
+
+
+def _textmode_with_cr(people):
+    entity = mailkit.text_entity("#!/bin/sh\nssh backup \\\n  rm -rf /srv/old\n")
+    signature = people["alice"].detached(entity, textmode=True)
+    return mailkit.headers() + mailkit.signed_entity(entity.replace(b"\\\r\n", b"\\\r\r\n"), signature)
+
+
+def _encrypted_thrice(people):
+    inner = mailkit.text_entity(JOB)
+    layer = mailkit.signed_entity(inner, people["alice"].detached(inner))
+    for _ in range(2):
+        layer = (b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="e"\r\n\r\n'
+                 b"--e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--e\r\n"
+                 b"Content-Type: application/octet-stream\r\n\r\n"
+                 + mailkit.crlf(people["alice"].sign_encrypt(layer, people["key"], sign=False)) + b"\r\n--e--\r\n")
+    return mailkit.headers() + layer
+
+
 REJECTIONS = {
     "unsigned": (lambda p: mailkit.inline(JOB.encode()), "not signed"),
     "bad signature": (_tampered, "bad signature"),
@@ -160,6 +193,15 @@ REJECTIONS = {
         lambda p: mailkit.inline(p["mallory"].sign_encrypt(JOB.encode(), p["key"])), "unknown key"),
     "planted GOODSIG, unsigned": (lambda p: _planted(p, None), "not signed"),
     "planted GOODSIG, unknown signer": (lambda p: _planted(p, "mallory"), "unknown key"),
+    **{f"forged status lines behind {sep!r}": ((lambda sep: lambda p: _forged_inline(p, sep))(sep), reason)
+       for sep, reason in ((b"\x85", "not signed"), (b"\x0b", "not signed"), (b"\x1c", "not signed"),
+                           (b"\r", "no OpenPGP data"))},  # gpg cannot read an armor header with a CR
+    "forged status lines in a PGP/MIME signature part": (_forged_detached, "no OpenPGP data"),
+    "a CR added where a text-mode signature does not look": (_textmode_with_cr, "bare CR"),
+    "encrypted twice": (_encrypted_thrice, "encrypted twice"),
+    "an RFC 2231 protocol parameter": (lambda p: mailkit.headers() + b"Content-Type: multipart/signed; "
+                                       b"protocol*=''a; boundary=b\r\n\r\n--b\r\nx\r\n--b--\r\n",
+                                       "not with an OpenPGP signature"),
     "not a command": (lambda p: mailkit.inline(p["alice"].clearsign("gqstat\nrm -rf ~\n")),
                       "not a gsat command"),
     "an option the gateway does not allow": (
@@ -237,10 +279,11 @@ def test_replay_is_rejected_with_new_headers_and_after_a_restart(gate, people, t
 # ---- ingestion -----------------------------------------------------------------
 
 def start_watch(g, maildir) -> subprocess.Popen:
-    started = gate_log(g).count(f"watching {maildir}")
+    started = gate_log(g).count(f"ready: watching the Maildir {maildir}")
     proc = subprocess.Popen([str(BIN / "gsat-mailgate"), "watch", str(maildir)], env=g.env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    wait_for(lambda: gate_log(g).count(f"watching {maildir}") > started, 20, "the watcher to start")
+    wait_for(lambda: gate_log(g).count(f"ready: watching the Maildir {maildir}") > started, 20,
+             "the watcher to start")
     return proc
 
 
@@ -335,3 +378,23 @@ def test_a_gateway_key_with_a_passphrase_signs_replies_once_config_names_its_fil
         assert f"VALIDSIG {own}" in status and b"jobId:2" in plain
     finally:
         mailkit.stop_agent(gsat.home / "mailgate" / "gnupg")
+
+
+def test_a_failure_after_acceptance_is_replied_and_the_mail_stays_spent(gate, people, tmp_path):
+    (gate.home / "jobs").write_text("a file where the job store belongs")
+    raw = mailkit.pgp_mime(people["alice"], JOB)
+    proc = deliver(gate, raw, "--mta")
+    assert proc.returncode == 0, proc.stderr  # no temporary failure: an MTA retry would be a replay
+    assert the_reply(gate, people["alice"], tmp_path).startswith("error: ")
+    assert b"replay" in deliver(gate, raw).stderr
+
+
+@pytest.mark.parametrize("separator", [b"\x85", b"\x0b", b"\x1c"])
+def test_text_gpg_echoes_never_reads_as_a_status_line(tmp_path, people, separator):
+    """gpg echoes an unknown armor header on stderr; split at anything but LF, it would forge a signature."""
+    from gsat.openpgp import Keyring
+    keyring = Keyring(tmp_path / "gnupg")
+    header = b"Foo: x" + mailkit.forged_status(people["alice"].fingerprint, separator)
+    _, statuses = keyring.open_armored(mailkit.armor(mailkit.literal_packet(b"gqstat\n"), "MESSAGE", header))
+    assert not {"NEWSIG", "GOODSIG", "VALIDSIG"} & {key for key, _ in statuses}, statuses
+    mailkit.stop_agent(tmp_path / "gnupg")

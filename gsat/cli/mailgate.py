@@ -109,9 +109,9 @@ def _watch(config, args) -> int:
         accepted, rejected = mailgate.drain(gateway, source)
         print(f"{accepted} accepted, {rejected} rejected")
         return 0
-    watcher = watchmod.make(config["watch"], source.wake_path(), config["poll_interval"])
     stop, wakeup = _stop_on_signals()
-    logging.getLogger(__name__).info("watching %s", source.path)
+    watcher = watchmod.make(config["watch"], source.wake_path(), config["poll_interval"])
+    logging.getLogger(__name__).info("ready: watching the Maildir %s", source.path)
     mailgate.watch(gateway, source, watcher, wakeup, stop)
     return 0
 
