@@ -34,6 +34,8 @@ HEX = frozenset("0123456789ABCDEF")
 def mailgate_dir(home: Path) -> Path:
     path = Path(home) / "mailgate"
     os.makedirs(path, mode=0o700, exist_ok=True)
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o700)
     return path
 
 
