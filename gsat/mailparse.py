@@ -130,12 +130,19 @@ def _param(message, name: str) -> str:
     return str(email.utils.collapse_rfc2231_value(message.get_param(name, "") or ""))
 
 
-def _detached(message, body: bytes) -> Sealed:
-    if _param(message, "protocol").lower() != "application/pgp-signature":
-        raise Rejected("multipart/signed, but not with an OpenPGP signature")
+def _two_parts(message, body: bytes, protocol: str) -> list[bytes]:
+    """The two parts of a multipart/signed or multipart/encrypted of this `protocol`."""
+    ctype = message.get_content_type()
+    if _param(message, "protocol").lower() != protocol:
+        raise Rejected(f"{ctype}, but not OpenPGP ({protocol})")
     parts = _parts(body, message.get_boundary())
     if len(parts) != 2:
-        raise Rejected(f"multipart/signed with {len(parts)} parts (2 are needed)")
+        raise Rejected(f"{ctype} with {len(parts)} parts (2 are needed)")
+    return parts
+
+
+def _detached(message, body: bytes) -> Sealed:
+    parts = _two_parts(message, body, "application/pgp-signature")
     signature = email.message_from_bytes(parts[1], policy=email.policy.compat32)
     if signature.get_content_type() != "application/pgp-signature":
         raise Rejected(f"second part of multipart/signed is {signature.get_content_type()}")
@@ -148,11 +155,7 @@ def _detached(message, body: bytes) -> Sealed:
 
 
 def _encrypted(message, body: bytes) -> Sealed:
-    if _param(message, "protocol").lower() != "application/pgp-encrypted":
-        raise Rejected("multipart/encrypted, but not OpenPGP")
-    parts = _parts(body, message.get_boundary())
-    if len(parts) != 2:
-        raise Rejected(f"multipart/encrypted with {len(parts)} parts (2 are needed)")
+    parts = _two_parts(message, body, "application/pgp-encrypted")
     payload = email.message_from_bytes(parts[1], policy=email.policy.compat32).get_payload(decode=True) or b""
     return Sealed(kind="encrypted-mime", armored=_one_block(payload, ARMORED))
 

@@ -201,7 +201,7 @@ REJECTIONS = {
     "encrypted twice": (_encrypted_thrice, "encrypted twice"),
     "an RFC 2231 protocol parameter": (lambda p: mailkit.headers() + b"Content-Type: multipart/signed; "
                                        b"protocol*=''a; boundary=b\r\n\r\n--b\r\nx\r\n--b--\r\n",
-                                       "not with an OpenPGP signature"),
+                                       "not OpenPGP"),
     "not a command": (lambda p: mailkit.inline(p["alice"].clearsign("gqstat\nrm -rf ~\n")),
                       "not a gsat command"),
     "an option the gateway does not allow": (
