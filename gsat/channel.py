@@ -17,7 +17,7 @@ channel (gsat.channel_sysv) carries the same bytes through a message queue.
 
 import os
 
-from gsat import fifo, lazylog, messages, spool
+from gsat import lazylog, messages, spool
 from gsat.errors import Unreachable
 from gsat.layout import Layout
 
@@ -34,6 +34,7 @@ class FileChannel:
         spool.deliver(self.dir, messages.encode(msg))
 
     def request(self, msg: messages.Message, timeout: float) -> messages.Answer:
+        from gsat import fifo  # not on gqsub's path, which only sends
         path, fd = fifo.create(self.dir / "reply")
         try:
             self.send(_with_reply(msg, os.path.basename(path)))
@@ -52,6 +53,7 @@ class FileChannel:
         return spool.take(self.dir, messages.decode)
 
     def answer(self, msg: messages.Message, answer: messages.Answer) -> None:
+        from gsat import fifo
         name = msg.reply
         if not name or "/" in name or name.startswith("."):
             return
@@ -60,6 +62,7 @@ class FileChannel:
 
     def housekeeping(self, now: float) -> None:
         """Remove what crashed writers left in tmp/ and reply FIFOs nobody reads."""
+        from gsat import fifo
         spool.reap_tmp(self.dir, now)
         fifo.reap(self.dir / "reply", now - spool.TMP_GRACE)
 
