@@ -125,9 +125,12 @@ def _flat(value) -> str:
 
 def _fast_rows(layout, args) -> list[tuple]:
     """Table rows from the hosts' summaries (gsat.summary), and from the job
-    files only for the jobs no summary names yet."""
+    files only for the jobs no summary names yet.  The loop is the cost of
+    gqstat with 10,000 jobs: it calls no function per row that a dict
+    lookup can replace."""
     known = summary.read_all(layout)
-    rows = []
+    rows, stamps, now = [], {"-": "-"}, time.time()
+    hidden = {states.DELETED}
     for job_id in jobs.job_ids(layout):
         fields = known.get(job_id)
         if fields is None:
@@ -139,18 +142,24 @@ def _fast_rows(layout, args) -> list[tuple]:
                 rows.append(_row(job))
             continue
         state, host, exit_value, _, submitted, started, ended, name = fields
-        if state == states.DELETED or (args.state and state != args.state) or (args.host and host != args.host):
+        if state in hidden or (args.state and state != args.state) or (args.host and host != args.host):
             continue
+        times = []
+        for stamp in (submitted, started, ended):
+            text = stamps.get(stamp)
+            if text is None:
+                text = stamps[stamp] = _time(stamp)
+            times.append(text)
         rows.append((str(job_id), state, host, name[:24], exit_value,
-                     _span(state, started, ended), _time(submitted), _time(started), _time(ended)))
+                     _span(state, started, ended, now), *times))
     return rows
 
 
-def _span(state: str, started: str, ended: str) -> str:
+def _span(state: str, started: str, ended: str, now: float | None = None) -> str:
     """H:MM:SS a running job has run so far, or its last run took."""
     if started == "-" or (state not in (states.RUNNING, states.SUSPENDED) and ended == "-"):
         return "-"
-    end = time.time() if state in (states.RUNNING, states.SUSPENDED) else float(ended)
+    end = (now or time.time()) if state in (states.RUNNING, states.SUSPENDED) else float(ended)
     return _hms(int(end - float(started)))
 
 
