@@ -39,7 +39,7 @@ def wait_jobs(ctx, ids: list[int], timeout: float | None = None, any_: bool = Fa
         for job_id in dict.fromkeys(ids[1:]):  # one FIFO, one fd, however many jobs
             if job_id != ids[0]:
                 links.append(_link(path, ctx.layout, job_id))
-        return _loop(ctx, ids, fd, timeout, any_, value_of)
+        return _loop(ctx, ids, fd, timeout, any_, value_of, event)
     finally:
         for link in links:
             fsutil.unlink_quietly(link)
@@ -54,7 +54,7 @@ def _link(path: str, layout, job_id: int) -> str:
     return link
 
 
-def _loop(ctx, ids, fd, timeout, any_, value_of) -> int:
+def _loop(ctx, ids, fd, timeout, any_, value_of, event=None) -> int:
     deadline = None if timeout is None else time.monotonic() + timeout
     # another host's controller cannot reach our FIFO: re-read at the poll interval;
     # on one host a rare re-read guards against a FIFO the job itself removed
@@ -76,19 +76,26 @@ def _loop(ctx, ids, fd, timeout, any_, value_of) -> int:
             return WAIT_TIMEOUT
         waits = [t for t in (left, recheck) if t is not None]
         if fifo.wait([fd], min(waits) if waits else None):
-            check = _named(fifo.read(fd), ids)
+            check = _named(fifo.read(fd), ids, event)
         else:
             check = ids  # the timer: look at them all
 
 
-def _named(lines: bytes, ids: list[int]) -> list[int]:
-    """The waited-for jobs that the controller's lines name."""
+def _named(lines: bytes, ids: list[int], event: str | None = None) -> list[int]:
+    """The waited-for jobs whose lines from the controller may change the answer:
+    a line saying the job is still active cannot end a wait for its end, nor
+    can an event of another name end a wait for `event`.  (The job's files
+    stay the truth: a named job is re-read.)"""
     named = []
     for line in lines.splitlines():
         try:
-            named.append(jsontext.loads(line)["job"])
+            said = jsontext.loads(line)
+            job = said["job"]
         except (ValueError, KeyError, TypeError):
             return ids  # not ours to understand: look at them all
+        if said.get("state") in states.ACTIVE and (event is None or said.get("event") != event):
+            continue
+        named.append(job)
     wanted = set(ids)
     return [job for job in dict.fromkeys(named) if job in wanted]
 
