@@ -87,6 +87,24 @@ def fsync_dir(path) -> None:
         os.close(fd)
 
 
+def sync_filesystem(path) -> None:
+    """Make everything written to the file system holding `path` durable at once
+    (Linux syncfs(2), through libc); os.sync() where there is no syncfs."""
+    import ctypes  # only bulk writers pay for it
+    libc = ctypes.CDLL(None, use_errno=True)
+    syncfs = getattr(libc, "syncfs", None)
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise translate_error(OSError(err, os.strerror(err), os.fspath(path)), path)
+    finally:
+        os.close(fd)
+
+
 def append_line(path, line: bytes, sync: bool = True) -> None:
     """Append one line (O_APPEND keeps concurrent short lines whole)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

@@ -151,3 +151,21 @@ def test_idle_controller_sleeps_until_its_next_heartbeat(ctrl):
     now = time.time()
     ctrl.step(now)
     assert ctrl._timeout(now) == pytest.approx(ctrl.config["heartbeat_interval"])
+
+
+def test_an_array_publishes_around_a_taken_id_and_every_element_names_the_first(home_env, tmp_path):
+    """Elements after the first are made durable together (one syncfs) and then
+    renamed one by one; an id another submitter holds is skipped, never shared."""
+    cfg = config.load()
+    layout = Layout(cfg.home, cfg.host)
+    layout.ensure()
+    os.makedirs(layout.job_dir(3) / "runs")  # another submitter's job, published meanwhile
+    (layout.job_dir(3) / "job.json").write_text("{}")
+    array = {"first": 1, "last": 5, "max": None}
+    ids = jobs.publish(layout, make_spec(tmp_path, array=array), b"#!/bin/sh\n", 5)
+    assert ids == [1, 2, 4, 5, 6]
+    for index, job_id in enumerate(ids):
+        spec = jobs.load(layout, job_id).spec  # the first element learns its id as it loads
+        assert spec["array"]["id"] == 1 and spec["array"]["index"] == index + 1
+        assert (layout.job_dir(job_id) / "script").read_bytes() == b"#!/bin/sh\n"
+    assert not [name for name in os.listdir(layout.jobs) if name.startswith(".")]  # no temporaries left
