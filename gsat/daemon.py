@@ -39,7 +39,10 @@ def log_path(layout: Layout):
 def acquire(layout: Layout, patience: float = 1.0) -> int:
     """Take the host's controller lock and write the pid file; return the fd.
 
-    A status probe holds the lock shared for a moment, hence the patience."""
+    A status probe holds the lock shared for a moment, hence the patience;
+    but a running controller (its pid file names a live gsatlc) is refused
+    at once: one that only waited would take over the moment it stops (two
+    commands that both autostart one lead there)."""
     fd = os.open(lock_path(layout), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     deadline = time.monotonic() + patience
     while True:
@@ -49,7 +52,7 @@ def acquire(layout: Layout, patience: float = 1.0) -> int:
         except OSError as exc:
             if exc.errno != errno.EWOULDBLOCK:
                 raise
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or _controller_alive(read_pid(layout)):
                 os.close(fd)
                 raise Refused(f"a controller for {layout.host} runs already (pid {read_pid(layout)})")
             time.sleep(0.01)
@@ -72,6 +75,16 @@ def running_pid(layout: Layout) -> int | None:
     finally:
         os.close(fd)
     return None
+
+
+def _controller_alive(pid: int | None) -> bool:
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"gsatlc" in f.read()
+    except OSError:
+        return False
 
 
 def read_pid(layout: Layout) -> int | None:

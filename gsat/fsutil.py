@@ -87,22 +87,30 @@ def fsync_dir(path) -> None:
         os.close(fd)
 
 
+def can_syncfs() -> bool:
+    """Whether this Python can call syncfs(2) (ctypes needs libffi; libc needs the symbol)."""
+    try:
+        return _syncfs() is not None
+    except (ImportError, OSError):
+        return False
+
+
 def sync_filesystem(path) -> None:
-    """Make everything written to the file system holding `path` durable at once
-    (Linux syncfs(2), through libc); os.sync() where there is no syncfs."""
-    import ctypes  # only bulk writers pay for it
-    libc = ctypes.CDLL(None, use_errno=True)
-    syncfs = getattr(libc, "syncfs", None)
-    if syncfs is None:
-        os.sync()
-        return
+    """Make everything written to the file system holding `path` durable at
+    once (syncfs(2)); callers check can_syncfs() first."""
+    import ctypes
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        if syncfs(fd) != 0:
+        if _syncfs()(fd) != 0:
             err = ctypes.get_errno()
             raise translate_error(OSError(err, os.strerror(err), os.fspath(path)), path)
     finally:
         os.close(fd)
+
+
+def _syncfs():
+    import ctypes  # only bulk writers pay for it
+    return getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
 
 
 def append_line(path, line: bytes, sync: bool = True) -> None:

@@ -90,31 +90,74 @@ def change_state(job: Job, action: str, now: float) -> str:
 # ---- the store -----------------------------------------------------------
 
 def publish(layout: Layout, spec: dict, script: bytes, count: int = 1) -> list[int]:
-    """Store `count` copies of a job under fresh consecutive ids; return them."""
+    """Store `count` copies of a job under fresh consecutive ids; return them.
+
+    All or nothing: when any element fails, the ones already renamed into
+    place become tombstones before the error goes up, so that no part of
+    a submission the user saw fail ever runs."""
     os.makedirs(layout.jobs, mode=0o700, exist_ok=True)
-    ids = [_claim(layout, _fill(layout, _array_element(spec, 0, []), script), _read_hint(layout))]
-    if count > 1:  # the first element's id is the array's: the others carry it
-        ids += _publish_rest(layout, spec, script, count, ids)
-    fsutil.fsync_dir(layout.jobs)
+    ids: list[int] = []
+    try:
+        ids.append(_claim(layout, _fill(layout, _array_element(spec, 0, []), script), _read_hint(layout)))
+        if count > 1:  # the first element's id is the array's: the others carry it
+            _publish_rest(layout, spec, script, count, ids)
+        fsutil.fsync_dir(layout.jobs)
+    except BaseException:
+        _withdraw(layout, ids, spec)
+        raise
     _write_hint(layout, ids[-1] + 1)
     return ids
 
 
-def _publish_rest(layout: Layout, spec: dict, script: bytes, count: int, ids: list[int]) -> list[int]:
-    """Array elements 2..count: filled without fsync, made durable together, then renamed."""
+def _publish_rest(layout: Layout, spec: dict, script: bytes, count: int, ids: list[int]) -> None:
+    """Array elements 2..count, appended to `ids`: filled without fsync, made
+    durable together by one syncfs where that is as good as fsync, then renamed."""
     filled: list[str] = []
     try:
+        batch = _syncfs_is_enough(layout.jobs)
         for index in range(1, count):
-            filled.append(_fill(layout, _array_element(spec, index, ids), script, sync=False))
-        fsutil.sync_filesystem(layout.jobs)
-        rest: list[int] = []
+            filled.append(_fill(layout, _array_element(spec, index, ids), script, sync=not batch))
+        if batch:
+            fsutil.sync_filesystem(layout.jobs)
         while filled:
-            rest.append(_claim(layout, filled[0], (rest[-1] if rest else ids[0]) + 1))
+            ids.append(_claim(layout, filled[0], ids[-1] + 1))
             filled.pop(0)
-        return rest
     finally:
         for tmp in filled:
             _discard(tmp)
+
+
+# syncfs(2) reports write-back errors since Linux 5.8; on these file systems it
+# flushes what fsync would (FUSE and SMB/CIFS do not ask their server to; NFS
+# commits at close anyway, so batching gains nothing there)
+SYNCFS_FILE_SYSTEMS = {"ext4", "xfs", "btrfs", "f2fs", "tmpfs"}
+
+
+def _syncfs_is_enough(path) -> bool:
+    from gsat import watch
+    release = os.uname().release.split(".")
+    try:
+        kernel = (int(release[0]), int(release[1].split("-")[0]))
+    except (IndexError, ValueError):
+        return False
+    return kernel >= (5, 8) and watch.fs_type(path) in SYNCFS_FILE_SYSTEMS and fsutil.can_syncfs()
+
+
+def _withdraw(layout: Layout, ids: list[int], spec: dict) -> None:
+    """Tombstones for the elements of a failed submission; where even a
+    tombstone does not fit (a full disk), the directory is renamed away."""
+    for job_id in ids:
+        job = Job(job_id, spec, State(state=states.DELETED, host=spec.get("submit_host") or "-"))
+        try:
+            save(layout, job)
+            bury(layout, job)
+        except OSError:
+            gone = layout.jobs / f".withdrawn.{os.getpid()}.{job_id}"
+            try:
+                os.rename(layout.job_dir(job_id), gone)
+            except OSError:
+                continue
+            _discard(gone)
 
 
 def _array_element(spec: dict, index: int, ids: list[int]) -> dict:

@@ -6,8 +6,9 @@
     ID  STATE  HOST  EXIT  RUN  SUBMITTED  STARTED  ENDED  NAME     (tab-separated)
 
 STATE is the shown state (suspended included), empty fields are "-",
-times are whole Unix seconds (what the table shows; older files may hold
-fractions), NAME has tabs and newlines replaced by spaces.
+times are Unix seconds (SUBMITTED whole, as the table shows it; STARTED and
+ENDED as recorded, so that a run's length is not rounded twice), NAME has
+tabs and newlines replaced by spaces.
 The last line of an id wins.  It is a cache, not the record: state.json is
 the truth, lines are appended without fsync, and a starting controller
 rewrites the file from the state.json files it reads anyway (compacting
@@ -27,7 +28,7 @@ def row(job) -> str:
     st, spec = job.state, job.spec
     name = (spec.get("name") or "").replace("\t", " ").replace("\n", " ").replace("\r", " ")
     fields = (job.id, job.shown_state, st.host or spec.get("host"), st.exit, st.run,
-              _second(spec.get("submitted")), _second(st.started), _second(st.ended))
+              _second(spec.get("submitted")), st.started, st.ended)
     return "\t".join("-" if f is None else str(f) for f in fields) + "\t" + name + "\n"
 
 

@@ -61,6 +61,7 @@ def _loop(ctx, ids, fd, timeout, any_, value_of, event=None) -> int:
     recheck = ctx.config["poll_interval"] if watch.is_network(ctx.layout.jobs) else SAFETY_RECHECK
     done: dict[int, int] = {}
     check = list(dict.fromkeys(ids))  # at first every job; then those the controller named
+    full_check = time.monotonic()
     while True:
         for job_id in check:
             if job_id not in done:
@@ -74,11 +75,11 @@ def _loop(ctx, ids, fd, timeout, any_, value_of, event=None) -> int:
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             return WAIT_TIMEOUT
-        waits = [t for t in (left, recheck) if t is not None]
-        if fifo.wait([fd], min(waits) if waits else None):
+        waits = [t for t in (left, max(0.0, full_check + recheck - time.monotonic())) if t is not None]
+        if fifo.wait([fd], min(waits)):
             check = _named(fifo.read(fd), ids, event)
-        else:
-            check = ids  # the timer: look at them all
+        if time.monotonic() - full_check >= recheck:  # however chatty the FIFO: look at them all
+            check, full_check = ids, time.monotonic()
 
 
 def _named(lines: bytes, ids: list[int], event: str | None = None) -> list[int]:

@@ -11,6 +11,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -367,3 +368,16 @@ def test_60_concurrent_submitters_get_distinct_consecutive_ids(gsat, tmp_path):
     rows = all_states(gsat)
     assert sorted(rows) == list(range(1, 301))
     assert all(rows[i]["state"] == "finished" and rows[i]["run"] == 1 for i in ids)
+
+
+def test_a_second_controller_refuses_at_once_instead_of_waiting_to_take_over(gsat):
+    """Two commands that autostart at the same moment start two controllers. The
+    second must give up at once: one that waited on the lock (its patience is
+    for status probes) would inherit the host the moment the first stopped."""
+    first = gsat.start()
+    probe = ("from gsat import config, daemon; from gsat.layout import Layout; c = config.load(); "
+             "daemon.acquire(Layout(c.home, c.host), patience=60)")
+    proc = subprocess.run([sys.executable, "-c", probe], env=gsat.env, capture_output=True, text=True,
+                          timeout=20)  # a waiting acquire would still be waiting: TimeoutExpired
+    assert "Refused" in proc.stderr and "runs already" in proc.stderr, proc.stderr
+    assert first.poll() is None

@@ -91,3 +91,18 @@ def test_every_command_is_installed_from_a_lean_launcher_in_bin():
         text = (ROOT / script).read_text()
         assert text.startswith("#!/usr/bin/env python3\n") and "\nimport re" not in text, script
         assert (Path(sys.executable).parent / Path(script).name).is_file(), f"{script} is not installed"
+
+def test_every_shipped_data_file_is_installed_under_share_gsat():
+    """A non-editable install finds etc/ and libexec/ in sys.prefix/share/gsat (config.share_dir)."""
+    cfg = configparser.ConfigParser()
+    cfg.optionxform = str  # as setuptools reads it: the folders' case matters
+    cfg.read(ROOT / "setup.cfg")
+    installed = set()
+    for target, sources in cfg["options.data_files"].items():
+        for source in sources.replace("\n", ",").split(","):
+            if source.strip():
+                assert target == "share/gsat/" + str(Path(source.strip()).parent), (target, source)
+                installed.add(source.strip())
+    shipped = {str(p.relative_to(ROOT)) for folder in ("etc", "libexec") for p in (ROOT / folder).rglob("*")
+               if p.is_file()}
+    assert shipped == installed
