@@ -79,7 +79,9 @@ def test_inline_clearsigned_commands_run_and_their_output_is_the_reply(gate, peo
     assert deliver(gate, raw).returncode == 0
     text = the_reply(gate, people["alice"], tmp_path)
     assert f"$ gqrls {held}\n" in text and f"$ gqstat {held}\n" in text and f"$ gqpeek {held}\n" in text
-    assert "finished" in text.split(f"$ gqstat {held}\n")[1] and text.endswith("released\n")
+    stat = text.split(f"$ gqstat {held}\n")[1].split("$ gqpeek")[0].splitlines()
+    assert stat[0].startswith("ID  STATE") and stat[1].split()[:2] != [str(held), "held"]  # released
+    assert "(exit" not in text
     gate.wait_state(held, "finished")
 
 
