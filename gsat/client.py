@@ -57,14 +57,16 @@ def store_and_notify(ctx: Context, spec: dict, script: bytes, count: int) -> tup
     """Store the job (or its `count` array elements) and tell its controller.
 
     Returns the ids and, when the controller could not be told, a warning:
-    the jobs are stored, and a controller finds them when it starts."""
+    the jobs are stored, and their controller finds them at its next
+    heartbeat (or when it starts)."""
     channel_ = channel(ctx, spec["host"])  # a refused channel stops us before storing
     ids = jobs.publish(ctx.layout, spec, script, count)
     try:
         for start in range(0, len(ids), CHUNK):
             channel_.send(messages.Submit(jobs=ids[start:start + CHUNK]))
     except (GsatError, OSError) as exc:
-        return ids, f"job stored, but its controller was not told ({exc}); it runs when one starts"
+        return ids, (f"job stored, but its controller was not told ({exc}); "
+                     "it finds the job at its next heartbeat, or when it starts")
     return ids, None
 
 

@@ -53,6 +53,7 @@ class Controller:
         self.flags: set[str] = set()
         self.stopping = False
         self.max_seen = 0
+        self.jobs_mtime = None  # of jobs/, at the last look for submissions nobody told us of
         self.watchers = []
         self.started = time.time()
         self.catalog = jobtypes.Catalog([self.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"])
@@ -128,12 +129,30 @@ class Controller:
         self.next_beat, self.last_beat = now + self.config["heartbeat_interval"], now
         self.running_changed = False
         running = sorted(j.id for j in self.jobs.values() if j.state.state == states.RUNNING)
+        self._take_on_untold()
         try:
             heartbeat.write(self.layout, heartbeat.compose(self.config, self.started, now, not self.stopping, running))
             for channel in self.channels:
                 channel.housekeeping(now)
         except OSError as exc:
             log.warning("heartbeat or housekeeping failed: %s", exc)
+
+    def _take_on_untold(self) -> None:
+        """Jobs stored while their message could not be sent (a full spool) or was
+        lost: found within a heartbeat, not only at the next start.  jobs/ is
+        listed only when its mtime moved (a rename into it moves it)."""
+        try:
+            mtime = os.stat(self.layout.jobs).st_mtime_ns
+        except OSError:
+            return
+        if mtime == self.jobs_mtime:
+            return
+        self.jobs_mtime = mtime
+        for found in jobs.job_ids(self.layout):
+            if found > self.max_seen:
+                recovery.take_on(self, found)
+                if found in self.jobs:
+                    self.max_seen = found
 
     def _handle_flags(self) -> None:
         if "stop" in self.flags:

@@ -169,3 +169,12 @@ def test_an_array_publishes_around_a_taken_id_and_every_element_names_the_first(
         assert spec["array"]["id"] == 1 and spec["array"]["index"] == index + 1
         assert (layout.job_dir(job_id) / "script").read_bytes() == b"#!/bin/sh\n"
     assert not [name for name in os.listdir(layout.jobs) if name.startswith(".")]  # no temporaries left
+
+
+def test_a_job_whose_controller_was_never_told_runs_after_the_next_heartbeat(ctrl, tmp_path):
+    """gqsub stores the job, then fails to send its message (a full spool): the
+    controller finds it at its next heartbeat, not only at its next start."""
+    ctrl.step(time.time())
+    (untold,) = jobs.publish(ctrl.layout, make_spec(tmp_path), b"#!/bin/sh\n")  # no message sent
+    ctrl.next_beat = 0  # the heartbeat is due
+    step_until(ctrl, untold, states.FINISHED)
