@@ -11,8 +11,8 @@ so the reader sees a whole message or none; it never reads tmp/.  Messages
 are not fsynced: one lost in a power cut is a command whose client timed
 out waiting for its answer, or a submission the controller's scan of jobs/
 finds anyway (the job itself is durable before gqsub says its id); a
-message emptied by a crash is set aside as bad.  NAME is `TIME_NS.PID.RANDOM`, unique without a
-lock and sorting in arrival order.
+message emptied by a crash is set aside as bad.  NAME is
+`TIME_NS.PID.RANDOM`, unique without a lock and sorting in arrival order.
 
 Taking: the one reader (the controller of HOST) lists new/ in name order,
 skipping names that begin with '.', opens each without following symlinks
