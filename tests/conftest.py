@@ -1,7 +1,9 @@
+import contextlib
 import email
 import email.policy
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -44,23 +46,45 @@ def pytest_configure(config):
 @pytest.fixture
 def smtp():
     """A real SMTP server on 127.0.0.1; yields (port, list of (rcpt_tos, message, raw bytes))."""
+    with smtp_server() as (port, handler):
+        yield port, handler.mails
+
+
+@pytest.fixture
+def smtp_starttls(tmp_path):
+    """The same, offering STARTTLS (and requiring it) with a certificate made here;
+    yields (port, mails, how many sessions had switched to TLS when their mail came)."""
+    import ssl
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", tmp_path / "smtp.key", "-out", tmp_path / "smtp.crt"],
+                   check=True, capture_output=True, timeout=60)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "smtp.crt", tmp_path / "smtp.key")
+    with smtp_server(tls_context=context, require_starttls=True) as (port, handler):
+        yield port, handler.mails, handler.tls
+
+
+@contextlib.contextmanager
+def smtp_server(**options):
     from aiosmtpd.controller import Controller as SMTPController
 
     class Handler:
         def __init__(self):
-            self.mails = []
+            self.mails, self.tls = [], []
 
         async def handle_DATA(self, server, session, envelope):
             msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
             self.mails.append((list(envelope.rcpt_tos), msg, envelope.content))
+            self.tls.append(session.ssl is not None)
             return "250 OK"
 
     handler = Handler()
-    port = free_port()
-    server = SMTPController(handler, hostname="127.0.0.1", port=port)
+    server = SMTPController(handler, hostname="127.0.0.1", port=free_port(), **options)
     server.start()
-    yield port, handler.mails
-    server.stop()
+    try:
+        yield server.port, handler
+    finally:
+        server.stop()
 
 
 # ---- the signed-mail gateway (tests/test_mailgate*.py) ----

@@ -400,3 +400,11 @@ def test_text_gpg_echoes_never_reads_as_a_status_line(tmp_path, people, separato
     _, statuses = keyring.open_armored(mailkit.armor(mailkit.literal_packet(b"gqstat\n"), "MESSAGE", header))
     assert not {"NEWSIG", "GOODSIG", "VALIDSIG"} & {key for key, _ in statuses}, statuses
     mailkit.stop_agent(tmp_path / "gnupg")
+
+
+def test_replies_switch_to_tls_when_the_smtp_server_offers_starttls(gate, people, smtp_starttls, tmp_path):
+    gate.mail_port, gate.mails, tls = smtp_starttls
+    configure(gate)
+    assert deliver(gate, mailkit.pgp_mime(people["alice"], JOB)).returncode == 0
+    assert "jobId:1" in the_reply(gate, people["alice"], tmp_path)
+    assert tls == [True]  # the server requires STARTTLS: a plain session could not have sent it
