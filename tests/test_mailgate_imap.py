@@ -6,6 +6,7 @@ loopback with a certificate made here, over IMAPS and over STARTTLS.
 import imaplib
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import mailkit
-from helpers import free_port, wait_for
+from helpers import BIN, free_port, wait_for
 from mailkit import JOB, REPLY_TO, stored_jobs
 
 pytestmark = pytest.mark.timeout(120)
@@ -102,14 +103,14 @@ def count(imap, folder: str) -> int:
     return int(data[0]) if status == "OK" else -1
 
 
-def use_imap(gate, dovecot, security: str) -> None:
+def use_imap(gate, dovecot, security: str, **extra) -> None:
     secret = gate.home / "imap.password"
     secret.write_text(PASSWORD + "\n")
     port = dovecot["imaps"] if security == "tls" else dovecot["imap"]
     gate.write_config({"autostart": False, "kill_grace": 2, "mailgate": {
         "method": "smtp", "smtp_host": "127.0.0.1", "smtp_port": gate.mail_port,
         "imap_host": "127.0.0.1", "imap_port": port, "imap_security": security, "imap_user": USER,
-        "imap_password_file": str(secret), "imap_ca_file": str(dovecot["dir"] / "cert.pem")}})
+        "imap_password_file": str(secret), "imap_ca_file": str(dovecot["dir"] / "cert.pem"), **extra}})
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
@@ -139,3 +140,25 @@ def test_imap_refuses_a_certificate_it_cannot_verify(gate, dovecot):
     proc = gate.run("gsat-mailgate", "imap", "--once")
     assert proc.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in proc.stderr, proc.stderr
     assert stored_jobs(gate) == []
+
+
+def test_imap_daemon_polls_until_sigterm(gate, people, dovecot):
+    use_imap(gate, dovecot, "tls", imap_interval=0.2)
+    imap = mailbox(dovecot)
+    for folder in ("INBOX", "gsat-done", "gsat-rejected"):
+        if count(imap, folder) > 0:
+            imap.select(f'"{folder}"')
+            imap.store("1:*", "+FLAGS", "\\Deleted")
+            imap.expunge()
+    daemon = subprocess.Popen([str(BIN / "gsat-mailgate"), "imap"], env=gate.env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        imap.append("INBOX", None, None, mailkit.inline(people["alice"].clearsign(JOB)))
+        wait_for(lambda: len(stored_jobs(gate)) == 1, 30, "the polled mail to become a job")
+        wait_for(lambda: count(imap, "gsat-done") == 1, 30, "the mail to be filed as done")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0, daemon.stderr.read()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    imap.logout()

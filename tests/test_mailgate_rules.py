@@ -73,3 +73,8 @@ def test_format_flowed_lines_are_joined_as_the_sender_wrote_them():
     assert mailparse.text_of_entity(entity) == "#!/bin/sh\necho a very long line that the client wrapped\nFrom stuffed\n"
     delsp = entity.replace(b"delsp=no", b"delsp=yes").replace(b"client \r\nwrapped", b"clientwr \r\napped")
     assert mailparse.text_of_entity(delsp).splitlines()[1] == "echo a very long line that the clientwrapped"
+
+
+def test_a_mail_over_the_size_cap_is_refused_before_anything_parses_it():
+    with pytest.raises(Rejected, match="larger than"):
+        mailparse.seal_of(b"Content-Type: text/plain\r\n\r\n" + b"x" * mailparse.MAX_MAIL)
