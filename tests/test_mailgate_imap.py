@@ -103,6 +103,14 @@ def count(imap, folder: str) -> int:
     return int(data[0]) if status == "OK" else -1
 
 
+def empty_folders(imap) -> None:
+    for folder in ("INBOX", "gsat-done", "gsat-rejected"):
+        if count(imap, folder) > 0:
+            imap.select(f'"{folder}"')
+            imap.store("1:*", "+FLAGS", "\\Deleted")
+            imap.expunge()
+
+
 def use_imap(gate, dovecot, security: str, **extra) -> None:
     secret = gate.home / "imap.password"
     secret.write_text(PASSWORD + "\n")
@@ -117,11 +125,7 @@ def use_imap(gate, dovecot, security: str, **extra) -> None:
 def test_imap_poll_submits_signed_mail_and_files_both_kinds_away(gate, people, dovecot, security):
     use_imap(gate, dovecot, security)
     imap = mailbox(dovecot)
-    for folder in ("INBOX", "gsat-done", "gsat-rejected"):  # each case starts from empty folders
-        if count(imap, folder) > 0:
-            imap.select(f'"{folder}"')
-            imap.store("1:*", "+FLAGS", "\\Deleted")
-            imap.expunge()
+    empty_folders(imap)  # each case starts from empty folders
     imap.append("INBOX", None, None, mailkit.pgp_mime(people["alice"], JOB))
     imap.append("INBOX", None, None, mailkit.inline(JOB.encode()))
     proc = gate.run("gsat-mailgate", "imap", "--once")
@@ -145,11 +149,7 @@ def test_imap_refuses_a_certificate_it_cannot_verify(gate, dovecot):
 def test_imap_daemon_polls_until_sigterm(gate, people, dovecot):
     use_imap(gate, dovecot, "tls", imap_interval=0.2)
     imap = mailbox(dovecot)
-    for folder in ("INBOX", "gsat-done", "gsat-rejected"):
-        if count(imap, folder) > 0:
-            imap.select(f'"{folder}"')
-            imap.store("1:*", "+FLAGS", "\\Deleted")
-            imap.expunge()
+    empty_folders(imap)
     daemon = subprocess.Popen([str(BIN / "gsat-mailgate"), "imap"], env=gate.env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     try:
