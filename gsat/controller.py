@@ -129,30 +129,13 @@ class Controller:
         self.next_beat, self.last_beat = now + self.config["heartbeat_interval"], now
         self.running_changed = False
         running = sorted(j.id for j in self.jobs.values() if j.state.state == states.RUNNING)
-        self._take_on_untold()
+        recovery.take_on_untold(self)
         try:
             heartbeat.write(self.layout, heartbeat.compose(self.config, self.started, now, not self.stopping, running))
             for channel in self.channels:
                 channel.housekeeping(now)
         except OSError as exc:
             log.warning("heartbeat or housekeeping failed: %s", exc)
-
-    def _take_on_untold(self) -> None:
-        """Jobs stored while their message could not be sent (a full spool) or was
-        lost: found within a heartbeat, not only at the next start.  jobs/ is
-        listed only when its mtime moved (a rename into it moves it)."""
-        try:
-            mtime = os.stat(self.layout.jobs).st_mtime_ns
-        except OSError:
-            return
-        if mtime == self.jobs_mtime:
-            return
-        self.jobs_mtime = mtime
-        for found in jobs.job_ids(self.layout):
-            if found > self.max_seen:
-                recovery.take_on(self, found)
-                if found in self.jobs:
-                    self.max_seen = found
 
     def _handle_flags(self) -> None:
         if "stop" in self.flags:

@@ -2,7 +2,8 @@
 running job's process group.  Functions over a Controller's tables.
 
 At start (after the watch is set) the controller walks jobs/ in id order,
-then runs the services of events left in its outbox (gsat.services):
+then runs the services of events left in its outbox (gsat.services); at
+each heartbeat it takes on submissions that no message announced:
 
 - a job without state.json is a submission nobody took on: it becomes ours
   (unless pinned to another host) and is queued or held;
@@ -41,6 +42,24 @@ def recover(ctrl) -> None:
         log.warning("cannot rewrite the summary: %s", exc)
     for entry in services.pending(ctrl.layout):
         _redispatch(ctrl, entry["job"], entry["event"])
+
+
+def take_on_untold(ctrl) -> None:
+    """Jobs stored while their message could not be sent (a full spool) or was
+    lost: the controller looks at each heartbeat, not only when it starts.
+    jobs/ is listed only when its mtime moved (a rename into it moves it)."""
+    try:
+        mtime = os.stat(ctrl.layout.jobs).st_mtime_ns
+    except OSError:
+        return
+    if mtime == ctrl.jobs_mtime:
+        return
+    ctrl.jobs_mtime = mtime
+    for found in jobs.job_ids(ctrl.layout):
+        if found > ctrl.max_seen:
+            take_on(ctrl, found)
+            if found in ctrl.jobs:
+                ctrl.max_seen = found
 
 
 def _redispatch(ctrl, job_id: int, event: dict) -> None:
