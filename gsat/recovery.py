@@ -2,8 +2,9 @@
 running job's process group.  Functions over a Controller's tables.
 
 At start (after the watch is set) the controller walks jobs/ in id order,
-then runs the services of events left in its outbox (gsat.services); at
-each heartbeat it takes on submissions that no message announced:
+then runs the services of events left in its outbox (gsat.services).  At
+each heartbeat it also takes on, by the same rules, the submissions that
+no message announced.  The rules:
 
 - a job without state.json is a submission nobody took on: it becomes ours
   (unless pinned to another host) and is queued or held;
