@@ -8,6 +8,8 @@ built correctly is accepted (test_accepted_shapes), so each case fails
 for the one reason it is about.
 """
 
+import email
+import email.policy
 import json
 import os
 import signal
@@ -22,7 +24,6 @@ from mailkit import DAY, JOB, REPLY_TO, Person, configure, deliver, gate_log, st
 pytestmark = pytest.mark.timeout(120)
 
 
-
 def the_reply(g, person: Person, tmp_path) -> str:
     """The one reply: sent to the allowlisted address only, signed by the gateway; its text."""
     wait_for(lambda: g.mails, 20, "the reply")
@@ -35,19 +36,17 @@ def the_reply(g, person: Person, tmp_path) -> str:
         armored = msg.get_payload()[1].get_payload(decode=True)
         plain, status = person.open(armored)
         assert f"VALIDSIG {gateway}" in status and "GOODSIG" in status and "DECRYPTION_OKAY" in status, status
-        return mailkit_text(plain)
+        return entity_text(plain)
     assert msg.get_content_type() == "multipart/signed"
-    head, _, body = raw.partition(b"\r\n\r\n")
+    body = raw.partition(b"\r\n\r\n")[2]
     boundary = msg.get_boundary().encode()
     signed = body.split(b"--" + boundary + b"\r\n")[1].rsplit(b"\r\n", 1)[0]
     status = person.verify_detached(signed, msg.get_payload()[1].get_payload(decode=True), tmp_path)
     assert f"VALIDSIG {gateway}" in status, status
-    return mailkit_text(signed)
+    return entity_text(signed)
 
 
-def mailkit_text(entity: bytes) -> str:
-    import email
-    import email.policy
+def entity_text(entity: bytes) -> str:
     return email.message_from_bytes(entity, policy=email.policy.default).get_content().replace("\r\n", "\n")
 
 
