@@ -257,9 +257,9 @@ class Controller:
             job.state.host = self.host
         return job
 
-    def _save(self, job: Job) -> None:
+    def _save(self, job: Job, sync: bool = True) -> None:
         """Persist the job's state, then note it in the host's summary (gqstat's cache)."""
-        jobs.save(self.layout, job)
+        jobs.save(self.layout, job, sync)
         self.note(job)
 
     def note(self, job: Job) -> None:
@@ -327,7 +327,7 @@ class Controller:
     def _start(self, job: Job, now: float) -> None:
         event = change_state(job, "start", now)
         job.state.host = self.host
-        self._save(job)
+        self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
         try:
             pid = shepherd.start(self._run_spec(job))
         except OSError as exc:  # no fork (EAGAIN, ENOMEM): the run is lost, not the controller

@@ -17,6 +17,15 @@ no message announced.  The rules:
     start record, other boot    lost (exit 255)
     shepherd still alive        adopt it: wait on a pidfd, not as a child
     shepherd gone, no exit      lost (exit 255)
+
+A power cut: the "running" state is saved without fsync (it is on the path
+from submit to start), so after a power cut state.json may show the job as
+it was before that start, and the job is started again as the same attempt
+N.  That is safe.  A run that ended before the cut has a durable N.exit,
+and the fsync of runs/ that made it durable made N.start durable too, so
+the new shepherd finds N.start taken (fenced) and the controller reads the
+old N.exit: a finished run never runs twice.  A run the cut interrupted
+is run again, or recorded lost when its N.start survived, as before.
 """
 
 import logging

@@ -178,3 +178,18 @@ def test_a_job_whose_controller_was_never_told_runs_after_the_next_heartbeat(ctr
     (untold,) = jobs.publish(ctrl.layout, make_spec(tmp_path), b"#!/bin/sh\n")  # no message sent
     ctrl.next_beat = 0  # the heartbeat is due
     step_until(ctrl, untold, states.FINISHED)
+
+
+def test_a_run_that_ended_before_a_power_cut_never_runs_again(ctrl, tmp_path):
+    """The "running" state is saved without fsync. Play the worst power cut: the
+    run ended (its exit record is durable) but every state.json write was lost.
+    The job is taken on as new and started as the same attempt: fenced, it
+    reads the old exit record instead of running a second time."""
+    runs = tmp_path / "runs.log"
+    job_id = submit(ctrl, tmp_path, f"#!/bin/sh\necho ran >> {runs}\nexit 7\n")
+    assert step_until(ctrl, job_id, states.FAILED).state.exit == 7
+    os.unlink(ctrl.layout.job_dir(job_id) / "state.json")  # as if never written to disk
+    after = Controller(config.load())
+    after.open()
+    assert step_until(after, job_id, states.FAILED).state.exit == 7
+    assert runs.read_text() == "ran\n"
