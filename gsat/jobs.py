@@ -24,7 +24,7 @@ import os
 
 from gsat import fsutil, jsontext, states
 from gsat.errors import NoSuchJob, Refused, UsageError
-from gsat.layout import Layout, parse_job_name
+from gsat.layout import JOB_DIGITS, Layout
 from gsat.record import Record
 
 
@@ -232,7 +232,7 @@ def job_ids(layout: Layout) -> list[int]:
         names = os.listdir(layout.jobs)
     except FileNotFoundError:
         return []
-    return sorted(i for i in map(parse_job_name, names) if i is not None)
+    return sorted([int(name) for name in names if name.isdigit() and len(name) >= JOB_DIGITS])
 
 
 def load(layout: Layout, job: int, deleted_ok: bool = False) -> Job:

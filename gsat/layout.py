@@ -75,10 +75,6 @@ def job_name(job: int) -> str:
     return f"{job:0{JOB_DIGITS}d}"
 
 
-def parse_job_name(name: str) -> int | None:
-    return int(name) if name.isdigit() and len(name) >= JOB_DIGITS else None
-
-
 def check_private(path: Path) -> None:
     """HomeUnusable unless `path` is a real directory of ours, not writable by others."""
     try:

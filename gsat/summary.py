@@ -45,7 +45,7 @@ def rewrite(layout, lines: list[str]) -> None:
 
 
 def read_all(layout) -> dict[int, list[str]]:
-    """{id: [state, host, exit, run, submitted, started, ended, name]} over all hosts."""
+    """{id: [id, state, host, exit, run, submitted, started, ended, name]} over all hosts."""
     out: dict[int, list[str]] = {}
     hosts = layout.home / "hosts"
     try:
@@ -54,8 +54,6 @@ def read_all(layout) -> dict[int, list[str]]:
         return out
     for host in names:
         data = fsutil.read_bytes(os.path.join(hosts, host, NAME), limit=1 << 30)
-        for line in (data or b"").decode("utf-8", "replace").splitlines():
-            fields = line.split("\t")
-            if len(fields) == 9 and fields[0].isdigit():
-                out[int(fields[0])] = fields[1:]
+        rows = [line.split("\t") for line in (data or b"").decode("utf-8", "replace").splitlines()]
+        out.update((int(f[0]), f) for f in rows if len(f) == 9 and f[0].isdigit())
     return out
