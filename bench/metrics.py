@@ -153,23 +153,26 @@ def idle_figures(system: Gsat, seconds: float, label: str) -> dict:
 
 
 def fake_history(home: Path, count: int) -> None:
-    """`count` finished jobs, written as the controller would have left them."""
+    """`count` finished jobs, written as the controller would have left them, with
+    times as a real history has them: one job every 3.7 s, each running a while
+    (identical times would let gqstat format one timestamp for all)."""
     jobs = home / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
-    now = time.time()
+    first = time.time() - count * 3.7
     spec = {"name": "hist", "args": [], "workdir": "/tmp", "stdout": None, "stderr": None,
             "join": False, "env": {"PATH": "/usr/bin:/bin"}, "host": None, "jobtype": "default",
             "hold": False, "mail_events": "", "mail_to": [], "on": [], "array": None,
             "user": "bench", "uid": os.getuid(), "submit_host": "bench", "submit_dir": "/tmp",
-            "submit_home": "/tmp", "submitted": now, "script_name": "hist.sh"}
-    state = {"state": "finished", "host": "bench", "run": 1, "attempt": 1, "restarts": 0,
-             "started": now, "ended": now, "exit": 0, "suspended": False, "pending": None}
-    spec_text, state_text = json.dumps(spec), json.dumps(state)
+            "submit_home": "/tmp", "script_name": "hist.sh"}
     for job in range(1, count + 1):
+        submitted = first + job * 3.7
+        state = {"state": "finished", "host": "bench", "run": 1, "attempt": 1, "restarts": 0,
+                 "started": submitted + 0.25, "ended": submitted + 0.25 + (job % 97) * 1.3, "exit": 0,
+                 "suspended": False, "pending": None}
         folder = jobs / f"{job:07d}"
         folder.mkdir(mode=0o700)
-        (folder / "job.json").write_text(spec_text)
-        (folder / "state.json").write_text(state_text)
+        (folder / "job.json").write_text(json.dumps({**spec, "submitted": submitted}))
+        (folder / "state.json").write_text(json.dumps(state))
         (folder / "script").write_text("#!/bin/sh\n:\n")
     (home / "nextid").write_text(f"{count + 1}\n")
 
