@@ -20,9 +20,8 @@ import ssl
 
 from gsat import fsutil
 from gsat.errors import UsageError
+from gsat.mailparse import MAX_MAIL
 from gsat.paths import Path
-
-MAX_MAIL = 4 << 20
 
 
 class MaildirSource:
