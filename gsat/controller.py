@@ -1,7 +1,8 @@
 """The controller (gsatlc): the one writer of the state of the jobs it owns.
 
 `step(now)` is one pass of the loop and reads as its table of contents:
-handle the flags signal handlers set, reap shepherds that ended, take the
+handle the flags signal handlers set, end the runs whose shepherds said so
+on the `ended` pipe, reap shepherds that ended, take the
 channel's messages, escalate kills whose grace ran out, start what the
 scheduler picks.  `run()` is `open(); while not stopping: step(); wait()`,
 where wait() sleeps on the channel's watcher and the signal pipe with a
@@ -63,6 +64,8 @@ class Controller:
         self.next_beat = 0.0
         self.running_changed = False  # gqnodes shows running jobs within a second, not a beat later
         self.last_beat = 0.0
+        # our shepherds write "JOB RUN" here once the exit record is durable (gsat.shepherd)
+        self.ended_r, self.ended_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     # ---- the loop --------------------------------------------------------
     def open(self) -> None:
@@ -72,6 +75,7 @@ class Controller:
 
     def step(self, now: float) -> None:
         self._handle_flags()
+        self._runs_told_ended(now)
         self._reap_children(now)
         for channel in self.channels:
             for msg in channel.receive():
@@ -107,7 +111,7 @@ class Controller:
                  sum(1 for j in self.jobs.values() if j.state.state == states.RUNNING))
 
     def wait(self, wake_fd: int) -> None:
-        fds = [wake_fd, *self.adopted]
+        fds = [wake_fd, self.ended_r, *self.adopted]
         fds += [w.fileno() for w in self.watchers if w.fileno() is not None]
         ready = fifo.wait(fds, self._timeout(time.time()))  # poll(): no FD_SETSIZE limit
         if wake_fd in ready:
@@ -274,9 +278,9 @@ class Controller:
         if job.state.state == states.QUEUED:
             heapq.heappush(self.queue, job.id)
 
-    def _transition(self, job: Job, action: str, now: float) -> None:
+    def _transition(self, job: Job, action: str, now: float, sync: bool = True) -> None:
         event = change_state(job, action, now)
-        self._save(job)
+        self._save(job, sync)
         if job.state.state in states.ACTIVE:
             self.track(job)
         else:
@@ -339,11 +343,18 @@ class Controller:
         self._event(job, event)
 
     def _run_spec(self, job: Job) -> shepherd.RunSpec:
-        return shepherd.run_spec(self.layout, job, self.dispatcher.run_env(job), self._notify_from_orphan)
+        return shepherd.run_spec(self.layout, job, self.dispatcher.run_env(job), self._notify_from_orphan,
+                                 self.ended_w)
 
     def _notify_from_orphan(self, job_id: int, run: int) -> None:
         """Runs in an orphaned shepherd: tell whichever controller runs now."""
         self.channel.send(messages.Exited(job=job_id, run=run))
+
+    def _runs_told_ended(self, now: float) -> None:
+        """End the runs our shepherds reported on the pipe; their exit and SIGCHLD
+        come later and find the run over (the attempt check in _shepherd_ended)."""
+        for job_id, run in shepherd.ended_runs(fifo.read(self.ended_r)):
+            self._shepherd_ended((job_id, run), now)
 
     def _reap_children(self, now: float) -> None:
         self.flags.discard("child")  # the flag only woke us; waitpid is the truth
@@ -378,7 +389,10 @@ class Controller:
         if record is None:
             log.warning("job %d: run %d ended without an exit record: lost", job.id, job.state.attempt)
         self._event(job, states.JOB_TERMINATION, exit=job.state.exit)
-        self._transition(job, self._after_run(job), now)
+        action = self._after_run(job)
+        # no fsync: the durable exit record rebuilds this state after a power cut
+        # (gsat.recovery), unless the run left none or a delete removes it
+        self._transition(job, action, now, sync=record is None or action == "delete")
 
     def _after_run(self, job: Job) -> str:
         st = job.state

@@ -12,10 +12,11 @@ import os
 import sys
 import time
 
-from gsat import eventlog, fifo, jsontext, messages, services
+from gsat import eventlog, fifo, jsontext, messages, services, states
 from gsat.config import share_dir
 from gsat.environment import for_run
 from gsat.errors import GsatError
+from gsat.layout import EVENT_WAITER
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,13 @@ class Dispatcher:
         return self.catalog.get_or_default(job.spec.get("jobtype", "default")).environment
 
     def tell_waiters(self, job, event: str | None = None) -> None:
+        """A line to the job's waiters: to all of them once it has ended, else only
+        to those that wait for an event (a woken gqwait costs a job's end a CPU)."""
         folder = self.layout.job_dir(job.id) / "waiters"
         if os.path.lexists(folder):  # most jobs have nobody waiting: no line to build
             line = jsontext.dumps({"job": job.id, "state": job.state.state, "event": event})
-            fifo.post_all(folder, line.encode() + b"\n")
+            prefix = EVENT_WAITER if job.state.state in states.ACTIVE else ""
+            fifo.post_all(folder, line.encode() + b"\n", prefix)
 
     # ---- trigger --wait ----------------------------------------------------
     def hold_answer(self, reply, event: dict, pids: list[int]) -> None:

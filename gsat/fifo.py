@@ -50,16 +50,16 @@ def post(path, data: bytes, dir_fd: int | None = None) -> bool | None:
         os.close(fd)
 
 
-def post_all(folder, data: bytes) -> None:
-    """post() to every FIFO in `folder` (not through symlinks); remove the
-    ones whose reader has gone."""
+def post_all(folder, data: bytes, prefix: str = "") -> None:
+    """post() to every FIFO in `folder` whose name starts with `prefix` (not
+    through symlinks); remove the ones whose reader has gone."""
     try:
         dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return
     try:
         for name in os.listdir(dir_fd):
-            if not name.startswith(".") and post(name, data, dir_fd) is False:
+            if name.startswith(prefix) and not name.startswith(".") and post(name, data, dir_fd) is False:
                 try:
                     os.unlink(name, dir_fd=dir_fd)
                 except OSError:

@@ -14,6 +14,7 @@
         runs/N.start         shepherd's record of run N: pids, start ticks, boot id
         runs/N.exit          shepherd's durable exit record of run N
         waiters/             FIFOs of gqwait calls, written by the controller
+                             (event.* ones are also told of each event)
       spool/HOST/            one inbox per host's controller (see gsat.spool)
         tmp/ new/ bad/       message delivery, Maildir-style
         reply/               FIFOs on which clients wait for answers
@@ -29,6 +30,7 @@ from gsat.errors import HomeUnusable
 from gsat.paths import Path
 
 JOB_DIGITS = 7
+EVENT_WAITER = "event."  # the name prefix of a waiter FIFO told of events, not only of the end
 
 
 class Layout:

@@ -18,14 +18,20 @@ no message announced.  The rules:
     shepherd still alive        adopt it: wait on a pidfd, not as a child
     shepherd gone, no exit      lost (exit 255)
 
-A power cut: the "running" state is saved without fsync (it is on the path
-from submit to start), so after a power cut state.json may show the job as
-it was before that start, and the job is started again as the same attempt
-N.  That is safe.  A run that ended before the cut has a durable N.exit,
-and the fsync of runs/ that made it durable made N.start durable too, so
-the new shepherd finds N.start taken (fenced) and the controller reads the
-old N.exit: a finished run never runs twice.  A run the cut interrupted
-is run again, or recorded lost when its N.start survived, as before.
+A power cut: neither the "running" state nor the state a run's end leads
+to (finished, failed, queued for a restart) is fsynced: the first is on the
+path from submit to start, the second on the path from a job's end to
+gqwait, and the durable run records rebuild both.  After a power cut
+state.json may show the job as it was before that start or that end.  A run
+that ended before the cut has a durable N.exit, and the fsync of runs/ that
+made it durable made N.start durable too.  If state.json says "running N",
+N.exit is read as at any restart; if it says the job was queued, it is
+started again as the same attempt N, the new shepherd finds N.start taken
+(fenced) and the controller reads the old N.exit.  Either way a finished
+run never runs twice and its end is recorded again with the same exit value
+(its events fire again: at least once).  A run the cut interrupted is run
+again, or recorded lost when its N.start survived, as before.  A run that
+left no exit record, and a delete, are saved with fsync.
 """
 
 import logging

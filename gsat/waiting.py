@@ -8,8 +8,9 @@ FIFOs, an end is never missed.  On a network file system a controller on
 another host cannot reach our FIFO, so the state is also re-read every
 poll interval.
 
-The controller also writes a line for every event of the job, which is how
-`gqwait --event NAME` wakes (0 when fired, 1 when the job ended first).
+The controller also writes a line for every event of the job to the FIFOs
+named event.*, which is how `gqwait --event NAME` wakes (0 when fired, 1
+when the job ended first); a plain waiter is not woken by events.
 
 Exit values: the job's (0 when all succeeded, else the first failure in
 the order given; with any=True the first to end), 255 for a deleted or
@@ -21,6 +22,7 @@ import time
 
 from gsat import client, eventlog, fifo, fsutil, jobs, jsontext, states, watch
 from gsat.errors import EXIT_LOST, WAIT_TIMEOUT, NoSuchJob
+from gsat.layout import EVENT_WAITER
 
 
 SAFETY_RECHECK = 5.0  # seconds; not a poll loop: the FIFO wakes us at once
@@ -32,7 +34,7 @@ def wait_jobs(ctx, ids: list[int], timeout: float | None = None, any_: bool = Fa
     for job_id in ids:
         jobs.load(ctx.layout, job_id, deleted_ok=True)  # NoSuchJob (exit 3) before waiting
     client.ensure_controller(ctx)
-    path, fd = make_fifo(ctx.layout, ids[0])
+    path, fd = make_fifo(ctx.layout, ids[0], events=event is not None)
     links: list[str] = []
     value_of = exit_value if event is None else (lambda layout, job_id: fired(layout, job_id, event))
     try:
@@ -121,7 +123,9 @@ def fired(layout, job_id: int, event: str) -> int | None:
     return None if exit_value(layout, job_id) is None else 1
 
 
-def make_fifo(layout, job_id: int) -> tuple[str, int]:
+def make_fifo(layout, job_id: int, events: bool = False) -> tuple[str, int]:
+    """A FIFO in the job's waiters/: told of the job's end, and of its events
+    too when `events` (its name starts with layout.EVENT_WAITER)."""
     folder = layout.job_dir(job_id) / "waiters"
     os.makedirs(folder, 0o700, exist_ok=True)
-    return fifo.create(folder)
+    return fifo.create(folder, EVENT_WAITER if events else "")

@@ -193,3 +193,60 @@ def test_a_run_that_ended_before_a_power_cut_never_runs_again(ctrl, tmp_path):
     after.open()
     assert step_until(after, job_id, states.FAILED).state.exit == 7
     assert runs.read_text() == "ran\n"
+
+
+def test_a_run_ends_on_its_shepherds_word_before_the_shepherd_is_reaped(ctrl, tmp_path):
+    """The shepherd says "JOB RUN" on the controller's pipe once the exit record
+    is durable: the run is over without waiting for SIGCHLD and waitpid."""
+    job_id = submit(ctrl, tmp_path, "#!/bin/sh\nexit 3\n")
+    step_until(ctrl, job_id, states.RUNNING)
+    wait_for(lambda: fifo.wait([ctrl.ended_r], 0.05), what="the shepherd's line")
+    ctrl._runs_told_ended(time.time())  # the pipe only: no reaping
+    job = jobs.load(ctrl.layout, job_id)
+    assert job.state.state == states.FAILED and job.state.exit == 3
+    ctrl.step(time.time())  # the reap that follows finds the run over: nothing changes
+    assert jobs.load(ctrl.layout, job_id).state.as_dict() == job.state.as_dict()
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_an_end_state_lost_in_a_power_cut_is_rebuilt_from_the_exit_record(ctrl, tmp_path, restart):
+    """The state a run's end leads to (failed; queued for a restart) is saved
+    without fsync: play the cut that loses it (state.json still says running)
+    and check that the next controller comes to the same end, restart
+    included, and that no run happens twice."""
+    runs = tmp_path / "runs.log"
+    extra = {}
+    if restart:
+        (ctrl.layout.home / "jobtypes").mkdir(exist_ok=True)
+        (ctrl.layout.home / "jobtypes" / "again.yaml").write_text("restart_on: [7]\nrestart_limit: 1\n")
+        extra = {"jobtype": "again"}
+    job_id = submit(ctrl, tmp_path, f"#!/bin/sh\necho ran >> {runs}\nexit 7\n", **extra)
+    running = step_until(ctrl, job_id, states.RUNNING)
+    wait_for(lambda: fifo.wait([ctrl.ended_r], 0.05), what="the shepherd's line")
+    ctrl._runs_told_ended(time.time())  # the end is saved, nothing else is started
+    assert jobs.load(ctrl.layout, job_id).state.state == (states.QUEUED if restart else states.FAILED)
+    jobs.save(ctrl.layout, running)  # the cut: the end never reached the disk
+    after = Controller(config.load())
+    after.open()
+    job = step_until(after, job_id, states.FAILED)
+    assert job.state.exit == 7 and job.state.restarts == (1 if restart else 0)
+    assert runs.read_text() == ("ran\n" * (2 if restart else 1))
+
+
+def test_a_plain_waiter_is_woken_by_the_end_and_an_event_waiter_by_events_too(ctrl, tmp_path):
+    """A woken gqwait competes for a CPU with the controller ending the job:
+    only `gqwait --event` FIFOs (event.*) are told of an active job's events."""
+    from gsat import waiting
+    job_id = submit(ctrl, tmp_path, "#!/bin/sh\nexit 0\n", hold=True)
+    step_until(ctrl, job_id, states.HELD)
+    plain = waiting.make_fifo(ctrl.layout, job_id)
+    events = waiting.make_fifo(ctrl.layout, job_id, events=True)
+    ctrl.handle(messages.Trigger(job=job_id, event="stageDone", args=[]), time.time())
+    assert fifo.read(plain[1]) == b""
+    assert b'"event":"stageDone"' in fifo.read(events[1])
+    ctrl.handle(messages.Release(jobs=[job_id]), time.time())
+    step_until(ctrl, job_id, states.FINISHED)
+    assert b'"state":"finished"' in fifo.read(plain[1])
+    assert b'"state":"finished"' in fifo.read(events[1])
+    for path, fd in (plain, events):
+        fifo.remove(path, fd)
