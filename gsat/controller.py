@@ -6,7 +6,8 @@ on the `ended` pipe, reap shepherds that ended, take the
 channel's messages, escalate kills whose grace ran out, start what the
 scheduler picks.  `run()` is `open(); while not stopping: step(); wait()`,
 where wait() sleeps on the channel's watcher and the signal pipe with a
-timeout only when something is due (idle means no CPU).  Persist first,
+timeout only when something is due (idle means no CPU); before it sleeps
+it forks a shepherd for the pool when none is idle (gsat.spare).  Persist first,
 then act: a state change is written (atomically) before a shepherd is
 forked, a waiter is told, or an event is announced; after a crash, see
 gsat.recovery.  Imports: adapters and domain only; never CLI or mail gate.
@@ -27,6 +28,7 @@ from gsat.dispatcher import Dispatcher
 from gsat.errors import EXIT_LOST, GsatError, Refused, UsageError
 from gsat.jobs import Job, change_state
 from gsat.layout import Layout
+from gsat.spare import Pool
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Controller:
         self.last_beat = 0.0
         # our shepherds write "JOB RUN" here once the exit record is durable (gsat.shepherd)
         self.ended_r, self.ended_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.pool = Pool(self.ended_w, self._notify_from_orphan, config["slots"])  # filled by run()
 
     # ---- the loop --------------------------------------------------------
     def open(self) -> None:
@@ -106,7 +109,9 @@ class Controller:
                 log.exception("controller step failed; carrying on")
                 time.sleep(0.5)
             if not self.stopping:
+                self._fill_pool()
                 self.wait(wake_r)
+        self.pool.close()  # idle shepherds exit, busy ones after their run
         log.info("controller of %s stops; %d jobs keep running", self.host,
                  sum(1 for j in self.jobs.values() if j.state.state == states.RUNNING))
 
@@ -333,7 +338,7 @@ class Controller:
         job.state.host = self.host
         self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
         try:
-            pid = shepherd.start(self._run_spec(job))
+            pid = self._shepherd_for(self._run_spec(job))
         except OSError as exc:  # no fork (EAGAIN, ENOMEM): the run is lost, not the controller
             log.error("job %d: cannot start a shepherd: %s", job.id, exc)
             self.run_ended(job, now)
@@ -341,6 +346,16 @@ class Controller:
         self.children[pid] = (job.id, job.state.attempt)
         self.running_changed = True
         self._event(job, event)
+
+    def _shepherd_for(self, spec: shepherd.RunSpec) -> int:
+        """The pid of the shepherd that runs `spec`: an idle pooled one, or a new fork."""
+        return self.pool.start(spec) or shepherd.start(spec)
+
+    def _fill_pool(self) -> None:
+        try:
+            self.pool.fill()
+        except OSError as exc:  # no fork now: the next start forks its own shepherd
+            log.warning("cannot fork a shepherd for the pool: %s", exc)
 
     def _run_spec(self, job: Job) -> shepherd.RunSpec:
         return shepherd.run_spec(self.layout, job, self.dispatcher.run_env(job), self._notify_from_orphan,
@@ -351,9 +366,12 @@ class Controller:
         self.channel.send(messages.Exited(job=job_id, run=run))
 
     def _runs_told_ended(self, now: float) -> None:
-        """End the runs our shepherds reported on the pipe; their exit and SIGCHLD
-        come later and find the run over (the attempt check in _shepherd_ended)."""
-        for job_id, run in shepherd.ended_runs(fifo.read(self.ended_r)):
+        """End the runs our shepherds reported on the pipe.  A pooled shepherd
+        is then idle again; a forked one exits, and its SIGCHLD finds the run
+        over (the attempt check in _shepherd_ended)."""
+        for job_id, run, pid in shepherd.ended_runs(fifo.read(self.ended_r)):
+            if self.pool.ended(pid):
+                self.children.pop(pid, None)
             self._shepherd_ended((job_id, run), now)
 
     def _reap_children(self, now: float) -> None:
@@ -368,6 +386,7 @@ class Controller:
             if pid in self.services.running:
                 self.dispatcher.service_ended(self.services.reaped(pid, status))
                 continue
+            self.pool.gone(pid)
             self._shepherd_ended(self.children.pop(pid, None), now)
 
     def _adopted_ended(self, pidfd: int, now: float) -> None:

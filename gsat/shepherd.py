@@ -13,12 +13,16 @@ The controller forks it (much cheaper than a new interpreter).  It:
    files, and records the job's pid in runs/N.start;
 4. waits for it and writes runs/N.exit {exit value, signal, end time, boot}
    durably (fsync file and directory) before anybody is told;
-5. tells its controller at once, by a line "JOB RUN" on the pipe the
-   controller gave it, before it exits (the exit of a forked interpreter
-   takes the kernel a millisecond to tear down, and SIGCHLD comes after
-   it); an orphaned shepherd (its parent is no longer that controller)
-   tells whichever controller runs now by message instead.  SIGCHLD stays
-   the controller's fallback: a shepherd killed before it could tell.
+5. tells its controller at once, by a line "JOB RUN PID" on the pipe the
+   controller gave it (the exit of a forked interpreter takes the kernel a
+   millisecond to tear down, and SIGCHLD comes after it); an orphaned
+   shepherd (its parent is no longer that controller) tells whichever
+   controller runs now by message instead.  SIGCHLD stays the controller's
+   fallback: a shepherd killed before it could tell.
+
+A shepherd forked here runs one job and exits; most are pooled instead
+(gsat.spare): forked ahead of need, and waiting for the next run once their
+job has ended.
 
 Exit values: the job's exit status, 128+N when killed by signal N, 127 when
 the script cannot be run, 126 when it is not executable.
@@ -110,21 +114,33 @@ def start(spec: RunSpec) -> int:
 
 
 def _shepherd(spec: RunSpec) -> int:
+    become_shepherd(keep=(spec.ended_fd,))
+    run(spec, procinfo.identity(os.getpid()))
+    yield_to_others()
+    return 0
+
+
+def become_shepherd(keep: tuple[int, ...]) -> None:
+    """In a child just forked from the controller: leave its session, close
+    its fds (its lock above all) but `keep`, ignore terminal signals."""
     os.setsid()
     signal.set_wakeup_fd(-1)
-    # the controller's fds (its lock above all) must not live on in here, but
-    # for the pipe that says this run ended
-    if spec.ended_fd >= 3:
-        os.closerange(3, spec.ended_fd)
-        os.closerange(spec.ended_fd + 1, _max_fd())
-    else:
-        os.closerange(3, _max_fd())
+    low = 3
+    for fd in sorted(fd for fd in keep if fd >= 3):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _max_fd())
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    record = {"shepherd": procinfo.identity(os.getpid()), "job_pid": None, "started": time.time()}
+
+
+def run(spec: RunSpec, identity: dict) -> bool:
+    """Be the shepherd of `spec` (steps 2 to 5 above) as the process `identity`;
+    False when the controller that forked it was not told on its pipe."""
+    record = {"shepherd": identity, "job_pid": None, "started": time.time()}
     if not publish_record(start_path(spec.jobdir, spec.run), record):
-        return 0  # fenced by a recovering controller: this run must not happen
+        return False  # fenced by a recovering controller: this run must not happen
     pid, code = _launch(spec)
     if pid:
         record["job_pid"] = pid  # posix_spawn returns after the exec: the group exists
@@ -135,14 +151,13 @@ def _shepherd(spec: RunSpec) -> int:
              "ended": time.time(), "boot": record["shepherd"]["boot"]}
     fsutil.atomic_write(exit_path(spec.jobdir, spec.run), jsontext.dumps(ended).encode())
     if os.getppid() == spec.controller_pid:
-        tell_ended(spec.ended_fd, spec.job, spec.run)
-    elif spec.notify:
+        return tell_ended(spec.ended_fd, spec.job, spec.run)
+    if spec.notify:
         spec.notify(spec.job, spec.run)
-    _yield_to_others()
-    return 0
+    return False
 
 
-def _yield_to_others() -> None:
+def yield_to_others() -> None:
     """The kernel's teardown of a forked interpreter takes about a millisecond
     of CPU; at the lowest priority it does not delay the controller and the
     waiters the end just woke."""
@@ -152,23 +167,26 @@ def _yield_to_others() -> None:
         pass
 
 
-def tell_ended(fd: int, job: int, run: int) -> None:
-    """One line on the controller's pipe (shorter than PIPE_BUF: it arrives
-    whole).  A full pipe or a gone reader loses nothing: SIGCHLD follows."""
-    if fd >= 0:
-        try:
-            os.write(fd, b"%d %d\n" % (job, run))
-        except OSError:
-            pass
+def tell_ended(fd: int, job: int, run: int) -> bool:
+    """The line "JOB RUN PID" on the controller's pipe (shorter than PIPE_BUF:
+    it arrives whole); False when it could not be written (a full pipe, a
+    gone reader): then the shepherd must exit, and SIGCHLD tells instead."""
+    if fd < 0:
+        return False
+    try:
+        os.write(fd, b"%d %d %d\n" % (job, run, os.getpid()))
+        return True
+    except OSError:
+        return False
 
 
-def ended_runs(data: bytes) -> list[tuple[int, int]]:
-    """The (job, run) pairs in what the controller read from its pipe."""
+def ended_runs(data: bytes) -> list[tuple[int, int, int]]:
+    """The (job, run, shepherd pid) triples the controller read from its pipe."""
     out = []
     for line in data.split(b"\n"):
         fields = line.split()
-        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
-            out.append((int(fields[0]), int(fields[1])))
+        if len(fields) == 3 and all(f.isdigit() for f in fields):
+            out.append((int(fields[0]), int(fields[1]), int(fields[2])))
     return out
 
 

@@ -250,3 +250,44 @@ def test_a_plain_waiter_is_woken_by_the_end_and_an_event_waiter_by_events_too(ct
     assert b'"state":"finished"' in fifo.read(events[1])
     for path, fd in (plain, events):
         fifo.remove(path, fd)
+
+
+def test_a_pooled_shepherd_runs_job_after_job_and_exits_when_its_pipe_closes(ctrl, tmp_path):
+    """run() forks a shepherd for the pool before it sleeps; a start hands it the
+    run instead of forking, and once the job has ended it waits for the next."""
+    ctrl._fill_pool()
+    pooled = ctrl.pool.idle[0].pid
+    for exit_value in (5, 0):
+        job_id = submit(ctrl, tmp_path, f"#!/bin/sh\necho job=$GSAT_JOBID\nexit {exit_value}\n")
+        step_until(ctrl, job_id, states.RUNNING)
+        assert ctrl.children[pooled] == (job_id, 1) and not ctrl.pool.idle
+        job = step_until(ctrl, job_id, states.FINISHED, states.FAILED)
+        assert job.state.exit == exit_value
+        assert shepherd.read_start(str(ctrl.layout.job_dir(job_id)), 1)["shepherd"]["pid"] == pooled
+        assert (ctrl.layout.job_dir(job_id) / "stdout").read_text() == f"job={job_id}\n"
+        assert [s.pid for s in ctrl.pool.idle] == [pooled] and pooled not in ctrl.children
+    ctrl.pool.close()
+    assert os.waitpid(pooled, 0)[1] == 0
+
+
+def test_a_killed_pooled_shepherd_is_replaced_by_a_forked_one(ctrl, tmp_path):
+    ctrl._fill_pool()
+    pooled = ctrl.pool.idle[0].pid
+    os.kill(pooled, 9)
+    os.waitpid(pooled, 0)
+    job_id = submit(ctrl, tmp_path, "#!/bin/sh\nexit 0\n")
+    assert step_until(ctrl, job_id, states.FINISHED).state.exit == 0
+    assert not ctrl.pool.idle and not ctrl.pool.busy
+
+
+def test_a_pooled_shepherd_killed_during_its_run_makes_the_run_lost(ctrl, tmp_path):
+    ctrl._fill_pool()
+    pooled = ctrl.pool.idle[0].pid
+    job_id = submit(ctrl, tmp_path, "#!/bin/sh\nsleep 30\n")
+    step_until(ctrl, job_id, states.RUNNING)
+    wait_for(lambda: (shepherd.read_start(str(ctrl.layout.job_dir(job_id)), 1) or {}).get("job_pid"))
+    job_pid = shepherd.read_start(str(ctrl.layout.job_dir(job_id)), 1)["job_pid"]
+    os.kill(pooled, 9)
+    os.killpg(job_pid, 9)  # the job would outlive its shepherd: not this test's business
+    assert step_until(ctrl, job_id, states.FAILED).state.exit == 255
+    assert pooled not in ctrl.pool.busy

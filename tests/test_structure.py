@@ -20,7 +20,7 @@ LAYERS = [
      "lazylog", "sigstatus"},
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
      "heartbeat", "procstats", "summary", "mailparse", "openpgp", "mailstate", "mailsources"},
-    {"jobs", "jobtypes", "environment", "shepherd", "scheduler", "eventlog", "submit",
+    {"jobs", "jobtypes", "environment", "shepherd", "spare", "scheduler", "eventlog", "submit",
      "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing",
      "mailactions", "mailreply"},
     {"controller", "mailgate"},
