@@ -13,6 +13,7 @@ forked, a waiter is told, or an event is announced; after a crash, see
 gsat.recovery.  Imports: adapters and domain only; never CLI or mail gate.
 """
 
+import collections
 import functools
 import heapq
 import logging
@@ -33,6 +34,7 @@ from gsat.spare import Pool
 log = logging.getLogger(__name__)
 
 GAP_SCAN = 1000  # ids a submit may skip before the controller lists jobs/ instead
+TAKE_ON_BATCH = 32  # announced jobs taken on per step: a big array's first ones start meanwhile
 DEFERRED = object()  # handle() result: the answer is sent later (trigger --wait)
 
 
@@ -54,6 +56,8 @@ class Controller:
         self.kill_at: dict[int, float] = {}     # job id -> when SIGKILL follows SIGTERM
         self.queue: list[int] = []              # heap of ids that became queued (gsat.scheduler)
         self.flags: set[str] = set()
+        self.announced: collections.deque[int] = collections.deque()  # submitted ids not taken on yet
+        self.summary_rows: list[str] = []  # appended to the summary at the end of the step
         self.stopping = False
         self.max_seen = 0
         self.jobs_mtime = None  # of jobs/, at the last look for submissions nobody told us of
@@ -75,6 +79,7 @@ class Controller:
         """Watch first, then scan: nothing that arrives meanwhile is missed."""
         self.watchers = [ch.watcher(self.config["watch"], self.config["poll_interval"]) for ch in self.channels]
         recovery.recover(self)
+        self._flush_summary()
 
     def step(self, now: float) -> None:
         self._handle_flags()
@@ -89,11 +94,13 @@ class Controller:
         if getattr(self.channel, "lost", False):  # the SysV queue was removed and recreated
             self.channel.lost = False
             recovery.recover(self)
+        self._take_on_announced()
         self._escalate_kills(now)
         self.services.kill_overdue(now)
         self._start_ready(now)
         if now >= self.next_beat or self.stopping or (self.running_changed and now >= self.last_beat + 1.0):
             self._beat(now)
+        self._flush_summary()
 
     def run(self) -> None:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -129,6 +136,8 @@ class Controller:
     def _timeout(self, now: float) -> float | None:
         due = [w.interval for w in self.watchers if w.interval]
         due.append(max(0.0, (self.last_beat + 1.0 if self.running_changed else self.next_beat) - now))
+        if self.announced:
+            due.append(0.0)
         due += [max(0.0, t - now) for t in self.kill_at.values()]
         if self.services.next_deadline() is not None:
             due.append(max(0.0, self.services.next_deadline() - now))
@@ -181,6 +190,19 @@ class Controller:
 
 
     def _on_submit(self, job_id: int, msg, now: float) -> None:
+        """Noted only: the step takes announced jobs on TAKE_ON_BATCH at a time.
+        (A crash meanwhile loses nothing: a starting controller reads jobs/.)"""
+        self.announced.append(job_id)
+
+    def _take_on_announced(self) -> None:
+        for _ in range(min(TAKE_ON_BATCH, len(self.announced))):
+            job_id = self.announced.popleft()
+            try:
+                self._take_on_submitted(job_id)
+            except (GsatError, OSError):
+                log.exception("job %d: cannot take it on", job_id)
+
+    def _take_on_submitted(self, job_id: int) -> None:
         if job_id - self.max_seen > GAP_SCAN:  # far ahead (or nonsense): look at what exists
             for found in jobs.job_ids(self.layout):
                 if found > self.max_seen:
@@ -272,10 +294,15 @@ class Controller:
         self.note(job)
 
     def note(self, job: Job) -> None:
-        try:
-            summary.append(self.layout, job)
-        except OSError as exc:
-            log.warning("cannot append to the summary: %s", exc)
+        self.summary_rows.append(summary.row(job))
+
+    def _flush_summary(self) -> None:
+        rows, self.summary_rows = self.summary_rows, []
+        if rows:
+            try:
+                summary.append(self.layout, rows)
+            except OSError as exc:
+                log.warning("cannot append to the summary: %s", exc)
 
     def track(self, job: Job) -> None:
         """Hold an active job in memory; a queued one goes onto the scheduler's heap."""

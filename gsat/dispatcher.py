@@ -80,7 +80,7 @@ class Dispatcher:
         to those that wait for an event (a woken gqwait costs a job's end a CPU)."""
         folder = self.layout.job_dir(job.id) / "waiters"
         if os.path.lexists(folder):  # most jobs have nobody waiting: no line to build
-            line = jsontext.dumps({"job": job.id, "state": job.state.state, "event": event})
+            line = jsontext.dumps({"job": job.id, "state": job.state.state, "event": event, "exit": job.state.exit})
             prefix = EVENT_WAITER if job.state.state in states.ACTIVE else ""
             fifo.post_all(folder, line.encode() + b"\n", prefix)
 

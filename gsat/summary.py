@@ -5,7 +5,8 @@
 
     ID  STATE  HOST  EXIT  RUN  SUBMITTED  STARTED  ENDED  NAME     (tab-separated)
 
-STATE is the shown state (suspended included), empty fields are "-",
+A controller appends the rows of one step's changes together, at the end of
+the step.  STATE is the shown state (suspended included), empty fields are "-",
 times are Unix seconds (SUBMITTED whole, as the table shows it; STARTED and
 ENDED as recorded, so that a run's length is not rounded twice), NAME has
 tabs and newlines replaced by spaces.
@@ -36,8 +37,9 @@ def _second(stamp) -> int | None:
     return None if stamp is None else int(stamp)
 
 
-def append(layout, job) -> None:
-    fsutil.append_line(layout.host_dir() / NAME, row(job).encode(), sync=False)
+def append(layout, rows: list[str]) -> None:
+    """Append rows (a controller step's changes: one write for all of them)."""
+    fsutil.append_line(layout.host_dir() / NAME, "".join(rows).encode(), sync=False)
 
 
 def rewrite(layout, lines: list[str]) -> None:

@@ -63,11 +63,12 @@ def _loop(ctx, ids, fd, timeout, any_, value_of, event=None) -> int:
     recheck = ctx.config["poll_interval"] if watch.is_network(ctx.layout.jobs) else SAFETY_RECHECK
     done: dict[int, int] = {}
     check = list(dict.fromkeys(ids))  # at first every job; then those the controller named
+    told: dict[int, int] = {}  # exit values the controller's lines gave
     full_check = time.monotonic()
     while True:
         for job_id in check:
             if job_id not in done:
-                value = value_of(ctx.layout, job_id)
+                value = told[job_id] if job_id in told else value_of(ctx.layout, job_id)
                 if value is not None:
                     done[job_id] = value
                     if any_:
@@ -79,28 +80,35 @@ def _loop(ctx, ids, fd, timeout, any_, value_of, event=None) -> int:
             return WAIT_TIMEOUT
         waits = [t for t in (left, max(0.0, full_check + recheck - time.monotonic())) if t is not None]
         if fifo.wait([fd], min(waits)):
-            check = _named(fifo.read(fd), ids, event)
+            check, told = _named(fifo.read(fd), ids, event)
         if time.monotonic() - full_check >= recheck:  # however chatty the FIFO: look at them all
             check, full_check = ids, time.monotonic()
 
 
-def _named(lines: bytes, ids: list[int], event: str | None = None) -> list[int]:
-    """The waited-for jobs whose lines from the controller may change the answer:
-    a line saying the job is still active cannot end a wait for its end, nor
-    can an event of another name end a wait for `event`.  (The job's files
-    stay the truth: a named job is re-read.)"""
-    named = []
+def _named(lines: bytes, ids: list[int], event: str | None = None) -> tuple[list[int], dict[int, int]]:
+    """The waited-for jobs whose lines from the controller may change the answer
+    (a line saying the job is still active cannot end a wait for its end, nor
+    can an event of another name end a wait for `event`), and the exit values
+    the lines give of ended jobs.  A plain wait takes those as they are: the
+    controller saved the state before it wrote the line, and only the user's
+    own processes can write to the FIFO.  Any other named job is re-read."""
+    named, told = [], {}
     for line in lines.splitlines():
         try:
             said = jsontext.loads(line)
             job = said["job"]
         except (ValueError, KeyError, TypeError):
-            return ids  # not ours to understand: look at them all
-        if said.get("state") in states.ACTIVE and (event is None or said.get("event") != event):
+            return ids, {}  # not ours to understand: look at them all
+        state = said.get("state")
+        if state in states.ACTIVE and (event is None or said.get("event") != event):
             continue
         named.append(job)
+        if event is None and state == states.DELETED:
+            told[job] = EXIT_LOST
+        elif event is None and state in states.ENDED and isinstance(said.get("exit"), int):
+            told[job] = said["exit"]
     wanted = set(ids)
-    return [job for job in dict.fromkeys(named) if job in wanted]
+    return [job for job in dict.fromkeys(named) if job in wanted], told
 
 
 def exit_value(layout, job_id: int) -> int | None:

@@ -291,3 +291,37 @@ def test_a_pooled_shepherd_killed_during_its_run_makes_the_run_lost(ctrl, tmp_pa
     os.killpg(job_pid, 9)  # the job would outlive its shepherd: not this test's business
     assert step_until(ctrl, job_id, states.FAILED).state.exit == 255
     assert pooled not in ctrl.pool.busy
+
+
+def test_a_plain_wait_takes_the_exit_value_from_the_controllers_line(ctrl, tmp_path):
+    """gqwait re-reads no job files for an end the controller's line reports
+    (the state was saved first); a line it cannot read makes it look at all."""
+    from gsat import waiting
+    job_id = submit(ctrl, tmp_path, "#!/bin/sh\nexit 9\n")
+    path, fd = waiting.make_fifo(ctrl.layout, job_id)
+    step_until(ctrl, job_id, states.FAILED)
+    lines = fifo.read(fd)
+    assert waiting._named(lines, [job_id, 99]) == ([job_id], {job_id: 9})
+    running = b'{"job":%d,"state":"running","event":"JOB_START","exit":null}\n' % job_id
+    assert waiting._named(running, [job_id]) == ([], {})
+    assert waiting._named(b"garbage\n", [job_id, 99]) == ([job_id, 99], {})
+    deleted = b'{"job":%d,"state":"deleted","event":"QDEL","exit":null}\n' % job_id
+    assert waiting._named(deleted, [job_id]) == ([job_id], {job_id: 255})
+    fifo.remove(path, fd)
+
+
+def test_a_big_submission_is_taken_on_in_batches_and_its_first_jobs_start_at_once(ctrl, tmp_path):
+    from gsat.controller import TAKE_ON_BATCH
+    count = TAKE_ON_BATCH + 8
+    array = {"first": 1, "last": count, "max": None}
+    ids = jobs.publish(ctrl.layout, make_spec(tmp_path, array=array), b"#!/bin/sh\n", count)
+    ctrl.channel.send(messages.Submit(jobs=ids))
+    now = time.time()
+    ctrl.next_beat = ctrl.last_beat = now + 60  # no heartbeat: it would take every untold job on
+    ctrl.step(now)
+    assert len(ctrl.jobs) == TAKE_ON_BATCH and ctrl.children  # the first ones already run
+    assert ctrl._timeout(now) == 0  # no sleep while announced jobs wait
+    ctrl.step(time.time())
+    assert set(ids) <= set(ctrl.jobs) | {j for j in ids if jobs.load(ctrl.layout, j).state.state != states.QUEUED}
+    for job_id in ids:
+        step_until(ctrl, job_id, states.FINISHED)
