@@ -63,7 +63,8 @@ def read_bytes(path, limit: int = 1 << 20) -> bytes | None:
     except FileNotFoundError:
         return None
     try:
-        return os.read(fd, limit)
+        size = os.fstat(fd).st_size
+        return os.read(fd, min(limit, size + 1 if size else limit))  # no buffer of `limit` bytes
     finally:
         os.close(fd)
 

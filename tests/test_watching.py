@@ -5,6 +5,7 @@ import os
 import select
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -130,13 +131,37 @@ def test_gqstat_table_comes_from_the_summary_and_agrees_with_the_job_files(gsat,
     summary = gsat.home / "hosts" / "testhost" / "summary.tsv"
     wait_for(lambda: table_states(gsat) == {done: "failed", waiting: "running", held: "held"},
              what="the summary to show every job")
-    assert f"{done}\tfailed\ttesthost\t3\t" in summary.read_text()
+    assert f"{done:07d}\tfailed\ttesthost\t3\t" in summary.read_text()
     summary.unlink()  # a cache: without it gqstat reads the job files
     assert table_states(gsat) == {done: "failed", waiting: "running", held: "held"}
     gsat.crash(proc)
     gsat.start()      # a starting controller rewrites it, one line per job of its own
-    wait_for(lambda: sorted(int(line.split("\t")[0]) for line in read(summary).splitlines())
-             == [done, waiting, held, gone], what="the rewritten summary")
+    wait_for(lambda: sorted(int(line.split("\t")[0]) for line in read(summary).splitlines()
+                            if not line.startswith("#zone\t")) == [done, waiting, held, gone],
+             what="the rewritten summary")
     go.touch()
     gsat.run("gqwait", waiting, timeout=20)
     wait_for(lambda: table_states(gsat)[waiting] == "finished", what="the finished state")
+
+
+def test_gqstat_shows_a_job_no_summary_names_and_times_in_its_own_zone(gsat):
+    """The summary holds the texts gqstat prints, rendered in the controller's
+    time zone; a gqstat in another zone renders them again.  A submission no
+    controller took on yet has no row: the directory count gives it away."""
+    proc = gsat.start()
+    done = gsat.submit("#!/bin/sh\ntrue\n")
+    gsat.run("gqwait", done, timeout=20, check=True)
+    gsat.run("gsatlc", "stop", check=True)
+    proc.wait(timeout=20)
+    untold = gsat.submit("#!/bin/sh\ntrue\n")  # no controller: nobody writes its row
+    assert table_states(gsat) == {done: "finished", untold: "queued"}
+    ended = jobs_ended(gsat, done)
+    utc = gsat.run("gqstat", check=True, env={"TZ": "UTC"}).stdout
+    kathmandu = gsat.run("gqstat", check=True, env={"TZ": "NPT-5:45"}).stdout  # UTC+5:45, no tzdata needed
+    assert time.strftime("%m-%d %H:%M:%S", time.gmtime(ended)) in utc
+    assert time.strftime("%m-%d %H:%M:%S", time.gmtime(ended + 5 * 3600 + 45 * 60)) in kathmandu
+
+
+def jobs_ended(g, job_id: int) -> int:
+    state = json.loads((g.home / "jobs" / f"{job_id:07d}" / "state.json").read_text())
+    return int(state["ended"])
