@@ -3,11 +3,11 @@
 Package map; imports point down this list only (tests/test_structure.py):
 
 - vocabulary:    errors states messages config layout signames options
-                 record jsontext paths lazylog sigstatus
+                 record jsontext paths lazylog sigstatus timefmt
 - adapters:      fsutil procinfo watch spool fifo channel channel_sysv daemon
                  heartbeat procstats summary mailparse openpgp mailstate
                  mailsources
-- domain:        jobs jobtypes environment shepherd scheduler eventlog services
+- domain:        jobs jobtypes environment shepherd spare scheduler eventlog services
                  dispatcher killing submit recovery waiting follow client mailer
                  mailactions mailreply
 - orchestration: controller, mailgate (never import each other)

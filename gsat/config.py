@@ -24,7 +24,8 @@ DEFAULTS = {
     "channel": "file",         # file | sysv
     "timeout": 10.0,           # seconds a client waits for a controller's answer
     "service_timeout": 60.0,
-    "heartbeat_interval": 10.0,
+    "heartbeat_interval": 10.0,       # seconds between heartbeats while jobs are queued or run
+    "idle_heartbeat_interval": 60.0,  # seconds between heartbeats while there are none
     "mail": {"method": "auto", "smtp_host": "localhost", "smtp_port": 25, "from": None, "to": None},
     "mailgate": {
         "max_age": 604800,         # seconds a signature stays acceptable (7 days)
@@ -175,7 +176,8 @@ def _validate(values: dict) -> None:
     for key, allowed in (("scheduler", SCHEDULERS), ("watch", WATCHES), ("channel", CHANNELS)):
         if values[key] not in allowed:
             raise UsageError(f"config {key}: {values[key]!r} is not one of {', '.join(allowed)}")
-    for key in ("slots", "kill_grace", "poll_interval", "timeout", "service_timeout", "heartbeat_interval"):
+    for key in ("slots", "kill_grace", "poll_interval", "timeout", "service_timeout", "heartbeat_interval",
+                "idle_heartbeat_interval"):
         try:
             values[key] = type(DEFAULTS[key])(values[key])
         except (TypeError, ValueError):

@@ -144,12 +144,17 @@ class Controller:
         return min(due) if due else None
 
     def _beat(self, now: float) -> None:
-        self.next_beat, self.last_beat = now + self.config["heartbeat_interval"], now
+        recovery.take_on_untold(self)
+        # idle (no active job), the controller wakes only for this: once a minute by default
+        interval = self.config["heartbeat_interval"]
+        if not self.jobs and not self.announced:
+            interval = max(interval, self.config["idle_heartbeat_interval"])
+        self.next_beat, self.last_beat = now + interval, now
         self.running_changed = False
         running = sorted(j.id for j in self.jobs.values() if j.state.state == states.RUNNING)
-        recovery.take_on_untold(self)
         try:
-            heartbeat.write(self.layout, heartbeat.compose(self.config, self.started, now, not self.stopping, running))
+            record = heartbeat.compose(self.config, self.started, now, not self.stopping, running, interval)
+            heartbeat.write(self.layout, record)
             for channel in self.channels:
                 channel.housekeeping(now)
         except OSError as exc:

@@ -1,6 +1,8 @@
 """Each controller's heartbeat: hosts/HOST/heartbeat.json, rewritten every
-`heartbeat_interval` seconds (atomically, without fsync: it is news, not
-state), and once more with "up": false when the controller stops.
+`heartbeat_interval` seconds while the host has active jobs, every
+`idle_heartbeat_interval` seconds while it has none (atomically, without
+fsync: it is news, not state), and once more with "up": false when the
+controller stops.  The record says the interval it keeps.
 
     {"host": "node1", "pid": 4242, "started": 1763755200.0, "time": ...,
      "interval": 10.0, "up": true, "slots": 2, "scheduler": "fifo",
@@ -36,10 +38,10 @@ def read(layout, host: str) -> dict | None:
         return None
 
 
-def compose(config, started: float, now: float, up: bool, running: list[int]) -> dict:
-    """The heartbeat record of this process's controller."""
+def compose(config, started: float, now: float, up: bool, running: list[int], interval: float) -> dict:
+    """The heartbeat record of this process's controller, which beats every `interval` s."""
     return {"host": config.host, "pid": os.getpid(), "started": started, "time": now,
-            "interval": config["heartbeat_interval"], "up": up, "slots": config["slots"],
+            "interval": interval, "up": up, "slots": config["slots"],
             "scheduler": config["scheduler"], "load": list(os.getloadavg()), "running": running,
             "memory": memory()}
 

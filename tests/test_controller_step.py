@@ -150,7 +150,17 @@ def test_lost_submit_message_is_found_by_the_gap_scan(ctrl, tmp_path):
 def test_idle_controller_sleeps_until_its_next_heartbeat(ctrl):
     now = time.time()
     ctrl.step(now)
+    assert ctrl._timeout(now) == pytest.approx(ctrl.config["idle_heartbeat_interval"])
+    assert json.loads((ctrl.layout.host_dir() / "heartbeat.json").read_text())["interval"] == 60
+
+
+def test_a_controller_with_jobs_beats_at_the_shorter_interval(ctrl, tmp_path):
+    job_id = submit(ctrl, tmp_path, hold=True)
+    step_until(ctrl, job_id, states.HELD)
+    now = time.time()
+    ctrl._beat(now)
     assert ctrl._timeout(now) == pytest.approx(ctrl.config["heartbeat_interval"])
+    assert json.loads((ctrl.layout.host_dir() / "heartbeat.json").read_text())["interval"] == 10
 
 
 def test_an_array_publishes_around_a_taken_id_and_every_element_names_the_first(home_env, tmp_path):

@@ -95,7 +95,7 @@ def nodes(g):
 
 
 def test_gqnodes_up_down_stale(gsat):
-    gsat.write_config({"autostart": False, "heartbeat_interval": 0.2})
+    gsat.write_config({"autostart": False, "heartbeat_interval": 0.2, "idle_heartbeat_interval": 0.2})
     proc = gsat.start()
     node = wait_for(lambda: nodes(gsat).get("testhost"), what="a heartbeat")
     assert node["status"] == "up" and node["pid"] == proc.pid and node["slots"] == 1
