@@ -62,24 +62,27 @@ class Layout:
         return self.home / "services"
 
     def ensure(self, host: str | None = None) -> None:
-        """Create what this host needs (mode 0700) and refuse unsafe modes."""
-        _mkdir(self.home)
-        check_private(self.home)
-        for path in (self.jobs, self.home / "spool", self.spool(host), self.home / "hosts",
+        """Create what this host needs (mode 0700) and refuse unsafe modes.
+        Every command does this: a look (lstat) first, mkdir only what is missing."""
+        for path in (self.home, self.jobs, self.home / "spool", self.spool(host), self.home / "hosts",
                      self.host_dir(host)):
-            _mkdir(path)
-            check_private(path)
+            private_dir(path)
         for sub in ("tmp", "new", "bad", "reply"):
-            _mkdir(self.spool(host) / sub)
+            if not os.path.isdir(self.spool(host) / sub):
+                _mkdir(self.spool(host) / sub)
 
 
 def job_name(job: int) -> str:
     return f"{job:0{JOB_DIGITS}d}"
 
 
-def check_private(path: Path) -> None:
-    """HomeUnusable unless `path` is a real directory of ours, not writable by others."""
+def private_dir(path: Path) -> None:
+    """Make `path` (mode 0700) when it is missing; HomeUnusable unless it is a
+    real directory of ours, not writable by others."""
     try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        _mkdir(path)
         info = os.lstat(path)
     except OSError as exc:
         raise HomeUnusable(f"{path}: {exc.strerror}") from None
