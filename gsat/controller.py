@@ -72,7 +72,9 @@ class Controller:
         self.last_beat = 0.0
         # our shepherds write "JOB RUN" here once the exit record is durable (gsat.shepherd)
         self.ended_r, self.ended_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.told_ended: collections.deque[tuple] = collections.deque()  # read, not yet recorded
         self.pool = Pool(self.ended_w, self._notify_from_orphan, config["slots"])  # filled by run()
+        self.pool_retry = 0.0  # monotonic time before which a failed fork is not tried again
 
     # ---- the loop --------------------------------------------------------
     def open(self) -> None:
@@ -138,6 +140,8 @@ class Controller:
         due.append(max(0.0, (self.last_beat + 1.0 if self.running_changed else self.next_beat) - now))
         if self.announced:
             due.append(0.0)
+        if self.told_ended:  # ends that could not be recorded yet
+            due.append(1.0)
         due += [max(0.0, t - now) for t in self.kill_at.values()]
         if self.services.next_deadline() is not None:
             due.append(max(0.0, self.services.next_deadline() - now))
@@ -283,8 +287,13 @@ class Controller:
 
     # ---- job changes -----------------------------------------------------
     def _owned(self, job_id: int) -> Job:
-        """The job, from memory or disk; it must be ours (or nobody's yet)."""
+        """The job, from memory or disk; it must be ours (or nobody's yet).  A
+        submission not taken on yet (announced, or untold) is taken on first,
+        so that its QSUB happens before what the command does."""
         job = self.jobs.get(job_id)
+        if job is None:
+            recovery.take_on(self, job_id)
+            job = self.jobs.get(job_id)
         if job is None:
             job = jobs.load(self.layout, job_id)
             owner = job.state.host or job.spec.get("host") or self.host
@@ -321,6 +330,7 @@ class Controller:
         if job.state.state in states.ACTIVE:
             self.track(job)
         else:
+            self._flush_summary()  # gqstat agrees with gqwait, which the event wakes
             self._event(job, event)
             self.jobs.pop(job.id, None)
             self.kill_at.pop(job.id, None)
@@ -384,10 +394,13 @@ class Controller:
         return self.pool.start(spec) or shepherd.start(spec)
 
     def _fill_pool(self) -> None:
+        if time.monotonic() < self.pool_retry:
+            return
         try:
             self.pool.fill()
-        except OSError as exc:  # no fork now: the next start forks its own shepherd
+        except OSError as exc:  # no fork now: starts fork their own shepherds meanwhile
             log.warning("cannot fork a shepherd for the pool: %s", exc)
+            self.pool_retry = time.monotonic() + 10.0
 
     def _run_spec(self, job: Job) -> shepherd.RunSpec:
         return shepherd.run_spec(self.layout, job, self.dispatcher.run_env(job), self._notify_from_orphan,
@@ -401,10 +414,16 @@ class Controller:
         """End the runs our shepherds reported on the pipe.  A pooled shepherd
         is then idle again; a forked one exits, and its SIGCHLD finds the run
         over (the attempt check in _shepherd_ended)."""
-        for job_id, run, pid in shepherd.ended_runs(fifo.read(self.ended_r)):
+        self.told_ended.extend(shepherd.ended_runs(fifo.read(self.ended_r)))
+        for _ in range(len(self.told_ended)):
+            job_id, run, pid = self.told_ended.popleft()
             if self.pool.ended(pid):
                 self.children.pop(pid, None)
-            self._shepherd_ended((job_id, run), now)
+            try:
+                self._shepherd_ended((job_id, run), now)
+            except (GsatError, OSError) as exc:  # a full disk: try again at the next wake
+                log.error("job %d: cannot record the end of run %d: %s", job_id, run, exc)
+                self.told_ended.append((job_id, run, 0))
 
     def _reap_children(self, now: float) -> None:
         self.flags.discard("child")  # the flag only woke us; waitpid is the truth
@@ -432,18 +451,25 @@ class Controller:
             self.run_ended(job, now)
 
     def run_ended(self, job: Job, now: float) -> None:
-        """The current run of `job` is over: record it and decide what follows."""
+        """The current run of `job` is over: record it and decide what follows.
+        When that cannot be saved (a full disk) the job is left as it was, to
+        be ended again later (its events then fire again: at least once)."""
         self.running_changed = True
         self.kill_at.pop(job.id, None)  # a SIGKILL due for this run must not hit the next
-        record = shepherd.read_exit(str(self.layout.job_dir(job.id)), job.state.attempt)
-        job.state.exit = record["exit"] if record else EXIT_LOST
-        if record is None:
-            log.warning("job %d: run %d ended without an exit record: lost", job.id, job.state.attempt)
-        self._event(job, states.JOB_TERMINATION, exit=job.state.exit)
-        action = self._after_run(job)
-        # no fsync: the durable exit record rebuilds this state after a power cut
-        # (gsat.recovery), unless the run left none or a delete removes it
-        self._transition(job, action, now, sync=record is None or action == "delete")
+        before = jobs.State(**job.state.as_dict())
+        try:
+            record = shepherd.read_exit(str(self.layout.job_dir(job.id)), job.state.attempt)
+            job.state.exit = record["exit"] if record else EXIT_LOST
+            if record is None:
+                log.warning("job %d: run %d ended without an exit record: lost", job.id, job.state.attempt)
+            self._event(job, states.JOB_TERMINATION, exit=job.state.exit)
+            action = self._after_run(job)
+            # no fsync: the durable exit record rebuilds this state after a power cut
+            # (gsat.recovery), unless the run left none or a delete removes it
+            self._transition(job, action, now, sync=record is None or action == "delete")
+        except (GsatError, OSError):
+            job.state = before
+            raise
 
     def _after_run(self, job: Job) -> str:
         st = job.state

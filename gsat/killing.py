@@ -1,6 +1,7 @@
 """Signalling a job: always its whole process group (os.killpg, never
 /bin/kill), found from the shepherd's start record of the current attempt
-and only while that shepherd lives, so a reused pid is never hit."""
+and only while that shepherd lives and has written no exit record, so a
+reused pid is never hit."""
 
 import os
 import signal
@@ -16,9 +17,14 @@ STOP_LIKE = frozenset({signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 
 def job_pgid(layout, job) -> int | None:
     """The job's process group (its pid), once its shepherd has published it
-    (after the job's exec, so the group surely exists); None before or after."""
-    record = shepherd.read_start(str(layout.job_dir(job.id)), job.state.attempt) or {}
+    (after the job's exec, so the group surely exists); None before, and
+    after: once the exit record exists (a pooled shepherd lives on), or the
+    shepherd is gone."""
+    jobdir = str(layout.job_dir(job.id))
+    record = shepherd.read_start(jobdir, job.state.attempt) or {}
     if record.get("job_pid") is None or not procinfo.alive(record.get("shepherd")):
+        return None
+    if os.path.lexists(shepherd.exit_path(jobdir, job.state.attempt)):
         return None
     return record["job_pid"]
 

@@ -78,7 +78,13 @@ def read_start(jobdir: str, run: int) -> dict | None:
 
 
 def read_exit(jobdir: str, run: int) -> dict | None:
-    return fsutil.read_json(exit_path(jobdir, run))
+    """The exit record of run `run`; None when there is none or it is unreadable
+    (only a power cut could leave one half-written: the run is then lost)."""
+    try:
+        record = fsutil.read_json(exit_path(jobdir, run))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("exit"), int) else None
 
 
 def publish_record(path: str, record: dict) -> bool:
@@ -142,6 +148,7 @@ def run(spec: RunSpec, identity: dict) -> bool:
     if not publish_record(start_path(spec.jobdir, spec.run), record):
         return False  # fenced by a recovering controller: this run must not happen
     pid, code = _launch(spec)
+    os.chdir("/")  # a pooled shepherd must not keep the job's directory busy
     if pid:
         record["job_pid"] = pid  # posix_spawn returns after the exec: the group exists
         fsutil.atomic_write(start_path(spec.jobdir, spec.run), jsontext.dumps(record).encode(), sync=False)

@@ -23,6 +23,7 @@ import os
 from gsat import jsontext, procinfo, shepherd
 
 HEADER = 8  # bytes of decimal length before each spec
+PIPE_ROOM = 65536  # a pipe's default capacity: a spec this size goes in with one write
 
 
 class Spare:
@@ -33,9 +34,15 @@ class Spare:
     def fork(cls, ended_fd: int, notify) -> "Spare":
         """Fork a pooled shepherd (in the controller); the child waits for work."""
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            raise
         if pid:
             os.close(read_end)
+            os.set_blocking(write_end, False)  # a spare that does not read never blocks us
             return cls(pid, write_end)
         code = 1
         try:
@@ -44,18 +51,21 @@ class Spare:
             os._exit(code)
 
     def start(self, spec: shepherd.RunSpec) -> int | None:
-        """Hand `spec` to this shepherd: its pid, or None when it is gone (the
-        caller forks a shepherd instead)."""
+        """Hand `spec` to this shepherd: its pid; None when it is gone or the
+        spec does not fit its pipe at once (the caller forks a shepherd instead)."""
         fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "notify"}
         body = jsontext.dumps(fields).encode()
         data = b"%0*d" % (HEADER, len(body)) + body
+        if len(data) > PIPE_ROOM:
+            return None  # it stays idle; this run gets a forked shepherd
         try:
-            while data:
-                data = data[os.write(self.fd, data):]
+            written = os.write(self.fd, data)
+        except OSError:  # EPIPE: nobody reads (it was killed); EAGAIN: it does not read
+            written = 0
+        if written == len(data):
             return self.pid
-        except OSError:  # EPIPE: nobody reads (it was killed)
-            self.close()
-            return None
+        self.close()  # it exits on EOF (a spec cut short is no spec)
+        return None
 
     def close(self) -> None:
         """No more work: it exits (after its current run, if any)."""
@@ -70,8 +80,8 @@ def _serve(read_end: int, ended_fd: int, notify) -> int:
     while True:
         header = _read_exactly(read_end, HEADER)
         body = _read_exactly(read_end, int(header)) if header.isdigit() else b""
-        if not body:
-            break  # closed (or garbled): no more work
+        if not body or len(body) != int(header):
+            break  # closed (or cut short): no more work
         spec = shepherd.RunSpec(**jsontext.loads(body), notify=notify)
         if not shepherd.run(spec, identity):
             break  # not told on the pipe: the exit (SIGCHLD) must tell
@@ -112,6 +122,9 @@ class Pool:
             if pid:
                 self.busy[pid] = spare
                 return pid
+            if spare.fd >= 0:  # usable, but the spec is too big for a pipe
+                self.idle.append(spare)
+                return None
         return None
 
     def ended(self, pid: int) -> bool:

@@ -77,6 +77,11 @@ def rewrite(layout, lines: list[str]) -> None:
     fsutil.atomic_write(layout.host_dir() / NAME, (header + "".join(lines)).encode(), sync=False)
 
 
+def discard(layout) -> None:
+    """Remove the summary (one that could not be rewritten): a cache, rebuilt later."""
+    fsutil.unlink_quietly(layout.host_dir() / NAME)
+
+
 def read_all(layout) -> dict[str, list[str]]:
     """{KEY: its last row, split into SHOWN + 1 fields} over all hosts, rendered in our zone."""
     out: dict[str, list[str]] = {}

@@ -17,8 +17,11 @@ import time
 
 
 def zone() -> str:
-    """The local time zone, as precisely as the time module tells it."""
-    return f"{os.environ.get('TZ', '')}|{'/'.join(time.tzname)}|{time.timezone}|{time.altzone}|{time.daylight}"
+    """The local time zone: TZ, or the zone file /etc/localtime links to (two
+    zones with the same names and offsets can change to summer time on
+    different days), and what the time module makes of it."""
+    name = os.environ.get("TZ") or os.path.realpath("/etc/localtime")
+    return f"{name}|{'/'.join(time.tzname)}|{time.timezone}|{time.altzone}|{time.daylight}"
 
 
 def stamp_text(stamp) -> str:

@@ -3,6 +3,7 @@ timings that end-to-end tests cannot reach on purpose."""
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -30,7 +31,10 @@ def ctrl(home_env):
     yield c
     for job in c.jobs.values():
         if job.state.state == states.RUNNING:
-            c._kill(job, 9)
+            c._kill_quietly(job, 9)
+    c.pool.close()  # its shepherds exit
+    os.close(c.ended_r)
+    os.close(c.ended_w)
 
 
 def submit(ctrl, tmp_path, script="#!/bin/sh\nexit 0\n", **extra):
@@ -284,10 +288,62 @@ def test_a_killed_pooled_shepherd_is_replaced_by_a_forked_one(ctrl, tmp_path):
     ctrl._fill_pool()
     pooled = ctrl.pool.idle[0].pid
     os.kill(pooled, 9)
-    os.waitpid(pooled, 0)
+    os.waitpid(pooled, 0)  # reaped here: the start finds its pipe without a reader
     job_id = submit(ctrl, tmp_path, "#!/bin/sh\nexit 0\n")
     assert step_until(ctrl, job_id, states.FINISHED).state.exit == 0
     assert not ctrl.pool.idle and not ctrl.pool.busy
+
+
+def test_a_killed_idle_shepherd_is_reaped_and_leaves_the_pool(ctrl):
+    ctrl._fill_pool()
+    pooled = ctrl.pool.idle[0].pid
+    os.kill(pooled, 9)
+    wait_for(lambda: (ctrl.step(time.time()), not ctrl.pool.idle)[1], what="the reap")
+    ctrl._fill_pool()
+    assert [s.pid for s in ctrl.pool.idle] != [pooled]
+
+
+def test_a_spec_too_big_for_the_pipe_gets_a_forked_shepherd_and_the_pooled_one_stays(ctrl, tmp_path):
+    from gsat.spare import PIPE_ROOM
+    ctrl._fill_pool()
+    pooled = ctrl.pool.idle[0].pid
+    env = {"PATH": os.environ["PATH"], "BIG": "x" * PIPE_ROOM}
+    job_id = submit(ctrl, tmp_path, "#!/bin/sh\necho ${#BIG}\n", env=env)
+    assert step_until(ctrl, job_id, states.FINISHED).state.exit == 0
+    assert (ctrl.layout.job_dir(job_id) / "stdout").read_text() == f"{PIPE_ROOM}\n"
+    assert shepherd.read_start(str(ctrl.layout.job_dir(job_id)), 1)["shepherd"]["pid"] != pooled
+    assert [s.pid for s in ctrl.pool.idle] == [pooled]
+
+
+def test_an_end_that_cannot_be_saved_is_recorded_later_not_dropped(ctrl, tmp_path):
+    """A full disk (here: an immutable job directory) when the shepherd reports
+    the end: the job stays running in memory and the end is recorded once the
+    directory takes files again."""
+    job_id = submit(ctrl, tmp_path, "#!/bin/sh\nexit 6\n")
+    step_until(ctrl, job_id, states.RUNNING)
+    jobdir = ctrl.layout.job_dir(job_id)
+    wait_for(lambda: shepherd.read_exit(str(jobdir), 1), what="the exit record")
+    wait_for(lambda: fifo.wait([ctrl.ended_r], 0.05), what="the shepherd's line")
+    if subprocess.run(["chattr", "+i", str(jobdir)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        ctrl._runs_told_ended(time.time())
+        assert ctrl.jobs[job_id].state.state == states.RUNNING and ctrl.told_ended
+        assert ctrl._timeout(time.time()) <= 1.0
+    finally:
+        subprocess.run(["chattr", "-i", str(jobdir)], check=True)
+    assert step_until(ctrl, job_id, states.FAILED).state.exit == 6
+
+
+def test_a_command_that_reaches_a_submission_first_takes_it_on_with_its_qsub(ctrl, tmp_path):
+    """gqhold of a job still waiting to be taken on (announced, or untold)."""
+    from gsat import eventlog
+    (job_id,) = jobs.publish(ctrl.layout, make_spec(tmp_path), b"#!/bin/sh\n")  # nobody told
+    answer = ctrl.handle(messages.Hold(jobs=[job_id]), time.time())
+    assert answer.code == 0
+    names = [e["name"] for e in eventlog.read(ctrl.layout.job_dir(job_id))]
+    assert names == [states.QSUB, states.JOB_HOLD]
+    assert jobs.load(ctrl.layout, job_id).state.state == states.HELD
 
 
 def test_a_pooled_shepherd_killed_during_its_run_makes_the_run_lost(ctrl, tmp_path):

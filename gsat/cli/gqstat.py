@@ -9,7 +9,7 @@ import time
 from gsat import __version__, config as configmod, eventlog, jobs, options, states, summary, timefmt
 from gsat.cli.common import job_ids, run, say
 from gsat.errors import NO_SUCH_JOB, NoSuchJob, UsageError
-from gsat.layout import Layout
+from gsat.layout import JOB_DIGITS, Layout
 
 PROG = "gqstat"
 COLUMNS = ("ID", "STATE", "HOST", "NAME", "EXIT", "ELAPSED", summary.TIMES_HEADING)
@@ -139,7 +139,7 @@ def _fast_rows(layout, args) -> list[tuple]:
                 continue
             known[key] = summary.row(job).rstrip("\n").split("\t", summary.SHOWN)
     keys = sorted(known)
-    if keys and len(keys[-1]) != len(keys[0]):  # ids past 9,999,999 have more digits
+    if keys and max(map(len, keys)) > JOB_DIGITS:  # ids past 9,999,999 have more digits
         keys.sort(key=lambda k: (len(k), k))
     rows, now = [], time.time()
     want_state, want_host, deleted, live = args.state, args.host, states.DELETED, summary.LIVE
