@@ -64,7 +64,11 @@ def recover(ctrl) -> None:
 def take_on_untold(ctrl) -> None:
     """Jobs stored while their message could not be sent (a full spool) or was
     lost: the controller looks at each heartbeat, not only when it starts.
-    jobs/ is listed only when its mtime moved (a rename into it moves it)."""
+    jobs/ is listed only when its mtime moved (a rename into it moves it),
+    and not while announced jobs wait to be taken on (a burst goes on in
+    batches; the next heartbeat after it looks)."""
+    if ctrl.announced:
+        return
     try:
         mtime = os.stat(ctrl.layout.jobs).st_mtime_ns
     except OSError:
