@@ -62,8 +62,10 @@ def test_gqpeek_last_lines(running):
 def test_gqpeek_interrupted_leaves_the_job_alone(running, tmp_path):
     barrier = tmp_path / "go"
     job = running.submit(f"#!/bin/sh\necho up\nwhile [ ! -e {barrier} ]; do sleep 0.02; done\n")
+    # as a terminal starts it: a test run in the background of a shell inherits SIGINT ignored
     follow = subprocess.Popen([str(BIN / "gqpeek"), "-f", str(job)], env=running.env,
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert read_line(follow) == "up\n"
     follow.send_signal(signal.SIGINT)
     assert follow.wait(timeout=10) == 130
