@@ -30,7 +30,7 @@ def proc_state(pid: int) -> str | None:
     """The state letter in /proc/PID/stat (R, S, T, Z...), None when gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between open and read
         return None
     return text.rsplit(")", 1)[1].split()[0]
 
