@@ -161,8 +161,11 @@ def _kill_pid_file(path: Path) -> None:
         pid = int(path.read_text())
     except (OSError, ValueError):
         return
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists() and b"gsatlc" in cmdline.read_bytes():
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone (ENOENT, or ESRCH between open and read)
+        return
+    if b"gsatlc" in cmdline:
         _quietly(os.kill, pid, signal.SIGKILL)
 
 

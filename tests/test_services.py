@@ -53,7 +53,7 @@ def event_records(g, job: int) -> list[dict]:
 def dead(pid: int) -> bool:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or between open and read
         return True
     return text.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
