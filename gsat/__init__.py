@@ -10,7 +10,8 @@ Package map; imports point down this list only (tests/test_structure.py):
 - domain:        jobs jobtypes environment shepherd spare scheduler eventlog services
                  dispatcher killing submit recovery waiting follow client mailer
                  mailactions mailreply
-- orchestration: controller, mailgate (never import each other)
+- orchestration: controller (with runs, a part of its class), mailgate
+                 (never import each other)
 - entry points:  gsat.cli.* (only cli/gsatlc.py imports the controller, only
                  cli/mailgate.py the mail gateway)
 """

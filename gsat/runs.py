@@ -1,0 +1,139 @@
+"""How the controller runs jobs: a part of the Controller class (a mixin),
+kept in its own file because it is one concern.
+
+A start saves "running" (without fsync: gsat.recovery), then hands the run
+to an idle pooled shepherd (gsat.spare), or forks one.  The end comes by
+one of three roads, and whichever comes first ends the run (the attempt
+check in _shepherd_ended makes the others no-ops): the shepherd's "JOB RUN
+PID" line on the `ended` pipe (the usual one), SIGCHLD and waitpid (a
+forked shepherd's exit, or one killed before it could tell), or the pidfd
+of a shepherd adopted from a former controller.  run_ended reads the exit
+record and decides what follows: the pending delete or hold, a restart,
+finished or failed.  Imports: adapters and domain only.
+"""
+
+import logging
+import os
+import time
+
+from gsat import fifo, messages, scheduler, shepherd, states
+from gsat.errors import EXIT_LOST, GsatError
+from gsat.jobs import Job, State, change_state
+
+log = logging.getLogger(__name__)
+
+
+class Runs:
+    def _start_ready(self, now: float) -> None:
+        if self.stopping:
+            return
+        running = [self.jobs[j] for j, _ in [*self.children.values(), *self.adopted.values()]
+                   if j in self.jobs and self.jobs[j].state.state == states.RUNNING]
+        ready = scheduler.pick(self.queue, self.jobs, running, self.config["scheduler"], self.config["slots"])
+        for job in ready:
+            self._start(job, now)
+
+    def _start(self, job: Job, now: float) -> None:
+        event = change_state(job, "start", now)
+        job.state.host = self.host
+        self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
+        try:
+            pid = self._shepherd_for(self._run_spec(job))
+        except OSError as exc:  # no fork (EAGAIN, ENOMEM): the run is lost, not the controller
+            log.error("job %d: cannot start a shepherd: %s", job.id, exc)
+            self.run_ended(job, now)
+            return
+        self.children[pid] = (job.id, job.state.attempt)
+        self.running_changed = True
+        self._event(job, event)
+
+    def _shepherd_for(self, spec: shepherd.RunSpec) -> int:
+        """The pid of the shepherd that runs `spec`: an idle pooled one, or a new fork."""
+        return self.pool.start(spec) or shepherd.start(spec)
+
+    def _fill_pool(self) -> None:
+        if time.monotonic() < self.pool_retry:
+            return
+        try:
+            self.pool.fill()
+        except OSError as exc:  # no fork now: starts fork their own shepherds meanwhile
+            log.warning("cannot fork a shepherd for the pool: %s", exc)
+            self.pool_retry = time.monotonic() + 10.0
+
+    def _run_spec(self, job: Job) -> shepherd.RunSpec:
+        return shepherd.run_spec(self.layout, job, self.dispatcher.run_env(job), self._notify_from_orphan,
+                                 self.ended_w)
+
+    def _notify_from_orphan(self, job_id: int, run: int) -> None:
+        """Runs in an orphaned shepherd: tell whichever controller runs now."""
+        self.channel.send(messages.Exited(job=job_id, run=run))
+
+    def _runs_told_ended(self, now: float) -> None:
+        """End the runs our shepherds reported on the pipe.  A pooled shepherd
+        is then idle again; a forked one exits, and its SIGCHLD finds the run
+        over (the attempt check in _shepherd_ended)."""
+        self.told_ended.extend(shepherd.ended_runs(fifo.read(self.ended_r)))
+        for _ in range(len(self.told_ended)):
+            job_id, run, pid = self.told_ended.popleft()
+            if self.pool.ended(pid):
+                self.children.pop(pid, None)
+            try:
+                self._shepherd_ended((job_id, run), now)
+            except (GsatError, OSError) as exc:  # a full disk: try again at the next wake
+                log.error("job %d: cannot record the end of run %d: %s", job_id, run, exc)
+                self.told_ended.append((job_id, run, 0))
+
+    def _reap_children(self, now: float) -> None:
+        self.flags.discard("child")  # the flag only woke us; waitpid is the truth
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in self.services.running:
+                self.dispatcher.service_ended(self.services.reaped(pid, status))
+                continue
+            self.pool.gone(pid)
+            self._shepherd_ended(self.children.pop(pid, None), now)
+
+    def _adopted_ended(self, pidfd: int, now: float) -> None:
+        os.close(pidfd)
+        self._shepherd_ended(self.adopted.pop(pidfd), now)
+
+    def _shepherd_ended(self, run: tuple | None, now: float) -> None:
+        """A shepherd is gone: if its run is still the job's current one, end it."""
+        job = self.jobs.get(run[0]) if run else None
+        if job and job.state.state == states.RUNNING and job.state.attempt == run[1]:
+            self.run_ended(job, now)
+
+    def run_ended(self, job: Job, now: float) -> None:
+        """The current run of `job` is over: record it and decide what follows.
+        When that cannot be saved (a full disk) the job is left as it was, to
+        be ended again later (its events then fire again: at least once)."""
+        self.running_changed = True
+        self.kill_at.pop(job.id, None)  # a SIGKILL due for this run must not hit the next
+        before = State(**job.state.as_dict())
+        try:
+            record = shepherd.read_exit(str(self.layout.job_dir(job.id)), job.state.attempt)
+            job.state.exit = record["exit"] if record else EXIT_LOST
+            if record is None:
+                log.warning("job %d: run %d ended without an exit record: lost", job.id, job.state.attempt)
+            self._event(job, states.JOB_TERMINATION, exit=job.state.exit)
+            action = self._after_run(job)
+            # no fsync: the durable exit record rebuilds this state after a power cut
+            # (gsat.recovery), unless the run left none or a delete removes it
+            self._transition(job, action, now, sync=record is None or action == "delete")
+        except (GsatError, OSError):
+            job.state = before
+            raise
+
+    def _after_run(self, job: Job) -> str:
+        st = job.state
+        if st.pending:
+            return st.pending
+        jobtype = self._jobtype(job)
+        if st.exit in jobtype.restart_on and st.restarts < jobtype.restart_limit:
+            return "restart"
+        return "finish" if st.exit == 0 else "fail"
