@@ -148,12 +148,14 @@ def _fast_rows(layout, args) -> list[tuple]:
         state, host = f[1], f[2]
         if state == deleted or (want_state and state != want_state) or (want_host and host != want_host):
             continue
-        span = f[4]
-        if state in live:
-            begun = summary.started(f)
-            span = "-" if begun == "-" else timefmt.span_text(int(now - float(begun)))
-        rows.append((key.lstrip("0"), state, host, f[5], f[3], span, f[6]))
+        rows.append((key.lstrip("0"), state, host, f[5], f[3], _live_span(f, now) if state in live else f[4], f[6]))
     return rows
+
+
+def _live_span(f: list[str], now: float) -> str:
+    """How long a running job's run has lasted so far (the summary cannot say)."""
+    begun = summary.started(f)
+    return "-" if begun == "-" else timefmt.span_text(int(now - float(begun)))
 
 
 def _unnamed(layout, known: dict) -> set[str]:
@@ -177,17 +179,10 @@ def _table(rows) -> str:
 
 
 def _row(job) -> tuple:
-    key, state, host, exit_value, _, name, times, *_ = summary.row(job).rstrip("\n").split("\t")
-    return (str(job.id), state, host, name, exit_value, _duration(job.state), times)
-
-
-def _duration(st) -> str:
-    """Elapsed time of a running job, or the length of the last run."""
-    if st.started is None:
-        return "-"
-    if st.state == states.RUNNING:
-        return timefmt.span_text(int(time.time() - st.started))
-    return "-" if st.ended is None else timefmt.span_text(int(st.ended - st.started))
+    """The table row of a job read from its files: its summary row, as shown."""
+    f = summary.row(job).rstrip("\n").split("\t", summary.SHOWN)
+    span = _live_span(f, time.time()) if f[1] in summary.LIVE else f[4]
+    return (str(job.id), f[1], f[2], f[5], f[3], span, f[6])
 
 
 def entry() -> None:
