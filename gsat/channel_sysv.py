@@ -4,8 +4,10 @@ The same messages as the file channel (gsat.messages, JSON) travel through
 one queue per GSAT_HOME, user and host:
 
     key      the first 31 bits of sha256("HOME:UID:HOST"), never 0
-    mode     0600 and owned by the user; any other queue under that key is
-             refused (exit 4): whoever can write to it could inject commands
+    mode     0600, created and owned by the user; any other queue under that
+             key is refused (exit 4): whoever can write to it could inject
+             commands, and its creator keeps that right even after giving
+             the queue to the user (msgctl IPC_SET)
     type 1   requests to the controller
     type P   answers to the client whose pid is P; the answer carries the
              request's `mid`, so a stale answer left for an earlier process
@@ -68,9 +70,7 @@ class SysvChannel:
     def _open(self):
         queue = self.ipc.MessageQueue(self.key, self.ipc.IPC_CREAT, mode=0o600,
                                       max_message_size=msgmax())
-        if queue.uid != os.geteuid() or queue.mode & 0o777 != 0o600:
-            raise NotAllowed(f"SysV queue {self.key:#x} has owner {queue.uid} and mode "
-                             f"{queue.mode & 0o777:04o}, not yours with 0600: refusing it")
+        _check_queue(queue, self.key)
         return queue
 
     # ---- client side
@@ -183,6 +183,18 @@ class SysvChannel:
             del self.answered[pid]
 
     lost = False  # set when the queue had to be recreated: the controller rescans
+
+
+def _check_queue(queue, key: int) -> None:
+    """NotAllowed unless the queue is ours alone: created by us (the creator
+    keeps its rights whoever the owner becomes: another user can create the
+    queue under our key and then give it to us), owned by us, mode 0600."""
+    me = os.geteuid()
+    if queue.cuid != me or queue.uid != me or queue.mode & 0o777 != 0o600:
+        raise NotAllowed(f"SysV queue {key:#x} has creator {queue.cuid}, owner {queue.uid} and mode "
+                         f"{queue.mode & 0o777:04o}, not yours alone with 0600: refusing it "
+                         f"(whoever made it could inject commands; ipcrm -Q {key:#x} once you trust "
+                         f"nothing uses it)")
 
 
 def _one_host_only(layout, host: str) -> None:

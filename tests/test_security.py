@@ -1,0 +1,153 @@
+"""Another local user against the victim's gsat (issue 12, items 1-4): each
+attack is carried out for real, by a second Unix account, against a
+controller and commands running as root.  The account is created when the
+tests run as root (and kept for the next run); otherwise they are skipped."""
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import HOST, Gsat, q, remove_queue, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+
+OTHER = "gsatother"
+FAST_BEATS = {"heartbeat_interval": 0.2, "idle_heartbeat_interval": 0.2}
+
+
+class Other:
+    """The attacker: runs commands as another uid, without our groups."""
+
+    def __init__(self, entry: pwd.struct_passwd):
+        self.uid, self.gid = entry.pw_uid, entry.pw_gid
+
+    def run(self, *cmd, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+                               *map(str, cmd)], capture_output=True, text=True, timeout=30, **kw)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{cmd} as {OTHER} exited {proc.returncode}: {proc.stderr}")
+        return proc
+
+    def sh(self, script: str) -> subprocess.CompletedProcess:
+        return self.run("/bin/sh", "-ec", script)
+
+    def owns(self, path: Path) -> Path:
+        os.chown(path, self.uid, self.gid)
+        return path
+
+
+@pytest.fixture(scope="session")
+def other() -> Other:
+    """The second account (created once, as root: `useradd -M -r`)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the attacker is a second account that these tests create")
+    if not shutil.which("useradd") or not shutil.which("setpriv"):
+        pytest.skip("needs useradd and setpriv to play a second account")
+    try:
+        return Other(pwd.getpwnam(OTHER))
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-r", "-s", "/usr/sbin/nologin", OTHER], capture_output=True,
+                       timeout=30)  # exit 9 when a parallel run made it meanwhile: looked up below
+    try:
+        return Other(pwd.getpwnam(OTHER))
+    except KeyError:
+        pytest.skip(f"could not create the account {OTHER}")
+
+
+@pytest.fixture
+def base(other):
+    """A directory the other account can reach (mode 0711; tmp_path's parents are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="gsat-sec-", dir="/tmp"))
+    os.chmod(path, 0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def victim(base):
+    g = Gsat(base / "home", config=FAST_BEATS)
+    yield g
+    g.cleanup()
+
+
+def planted_job(other: Other, where: Path, marker: Path, template: dict) -> Path:
+    """A job directory of the other user's whose script, if ever run, creates `marker`."""
+    where.mkdir(mode=0o755)
+    (where / "job.json").write_text(json.dumps(dict(template, name="planted")))
+    (where / "script").write_text(f"#!/bin/sh\nid -u > {q(marker)}\n")
+    (where / "keep").write_text("the other user's file\n")
+    (where / "runs").mkdir()  # as gqsub makes it
+    os.chmod(where / "script", 0o755)
+    for path in (where, *where.iterdir()):
+        other.owns(path)
+    return where
+
+
+def job_template(g: Gsat) -> dict:
+    """job.json of a real submission (then deleted), as a planted job would copy it."""
+    job = g.submit("#!/bin/sh\ntrue\n")
+    spec = json.loads((g.job_dir(job) / "job.json").read_text())
+    return spec
+
+
+def beats_after(g: Gsat, moment: float, count: int = 4) -> None:
+    """Wait until the controller has written `count` heartbeats after `moment`:
+    it has had its chance to act on what was there."""
+    interval = FAST_BEATS["heartbeat_interval"]
+    path = g.home / "hosts" / g.host / "heartbeat.json"
+
+    def seen() -> bool:
+        try:
+            return json.loads(path.read_text())["time"] > moment + count * interval
+        except (OSError, ValueError, KeyError):
+            return False
+    wait_for(seen, timeout=15, what=f"{count} heartbeats")
+
+
+def one_line_error(proc, prog: str, code: int) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: "), proc.stderr
+    return lines[0]
+
+
+def exit_of(g: Gsat, *args, timeout: float = 10.0, **kw) -> subprocess.CompletedProcess:
+    """Run a command that must exit by itself (a controller that starts serving instead fails)."""
+    try:
+        return g.run(*args, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{' '.join(map(str, args))} kept running instead of refusing")
+
+
+# ---- 1. SysV queue squatting -----------------------------------------------------
+
+SQUAT = """
+import sys, sysv_ipc
+queue = sysv_ipc.MessageQueue(int(sys.argv[1]), sysv_ipc.IPC_CREX, mode=0o600)
+queue.uid = int(sys.argv[2])  # the creator may give it away, and keeps its own rights
+print(queue.cuid, queue.uid, oct(queue.mode))
+"""
+
+
+def test_a_queue_squatted_by_another_user_and_given_to_us_is_refused(victim, other):
+    g = victim
+    g.env["GSAT_CHANNEL"] = "sysv"
+    key = g.queue_key()
+    remove_queue(key)
+    squat = other.run(sys.executable, "-c", SQUAT, key, os.geteuid())
+    assert squat.stdout.split() == [str(other.uid), str(os.geteuid()), "0o600"]
+    try:
+        line = one_line_error(exit_of(g, "gsatlc", "run"), "gsatlc", 4)
+        assert f"creator {other.uid}" in line
+        one_line_error(exit_of(g, "sendcmd", "-c", "ALIVE?"), "sendcmd", 4)
+        one_line_error(exit_of(g, "gqsub", input="#!/bin/sh\ntrue\n"), "gqsub", 4)
+    finally:
+        remove_queue(key)
