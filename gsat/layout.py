@@ -20,12 +20,14 @@
         reply/               FIFOs on which clients wait for answers
       hosts/HOST/            lock, pid, log, heartbeat of that host's controller
 
+Every directory above that a controller uses is private (gsat.trust).
+
 Stdlib only.
 """
 
 import os
-import stat
 
+from gsat import trust
 from gsat.errors import HomeUnusable
 from gsat.paths import Path
 
@@ -39,6 +41,7 @@ class Layout:
         self.host = host
         self.jobs = self.home / "jobs"
         self._job_dirs: dict[int, Path] = {}
+        self._private: dict[str | None, list[Path]] = {}
         self.nextid = self.home / "nextid"
 
     def job_dir(self, job: int) -> Path:
@@ -61,15 +64,26 @@ class Layout:
     def user_services(self) -> Path:
         return self.home / "services"
 
+    SPOOL_SUBDIRS = ("tmp", "new", "bad", "reply")
+
+    def private_dirs(self, host: str | None = None) -> list[Path]:
+        """Every directory `host`'s controller reads or writes, parents first
+        (gsat.trust checks each one)."""
+        dirs = self._private.get(host)
+        if dirs is None:  # a controller asks at every step
+            spool = self.spool(host)
+            dirs = self._private[host] = [self.home, self.jobs, self.home / "spool", spool,
+                                          *(spool / sub for sub in self.SPOOL_SUBDIRS),
+                                          self.home / "hosts", self.host_dir(host)]
+        return dirs
+
     def ensure(self, host: str | None = None) -> None:
-        """Create what this host needs (mode 0700) and refuse unsafe modes.
-        Every command does this: a look (lstat) first, mkdir only what is missing."""
-        for path in (self.home, self.jobs, self.home / "spool", self.spool(host), self.home / "hosts",
-                     self.host_dir(host)):
+        """Create what this host needs (mode 0700) and refuse (HomeUnusable)
+        any of it that gsat.trust does not trust: another owner, a symlink, a
+        mode that lets others write.  Every command does this: a look (lstat)
+        first, mkdir only what is missing."""
+        for path in self.private_dirs(host):
             private_dir(path)
-        for sub in ("tmp", "new", "bad", "reply"):
-            if not os.path.isdir(self.spool(host) / sub):
-                _mkdir(self.spool(host) / sub)
 
 
 def job_name(job: int) -> str:
@@ -77,8 +91,8 @@ def job_name(job: int) -> str:
 
 
 def private_dir(path: Path) -> None:
-    """Make `path` (mode 0700) when it is missing; HomeUnusable unless it is a
-    real directory of ours, not writable by others."""
+    """Make `path` (mode 0700) when it is missing; HomeUnusable unless gsat.trust
+    trusts it: a real directory of ours, not writable by others."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -86,13 +100,9 @@ def private_dir(path: Path) -> None:
         info = os.lstat(path)
     except OSError as exc:
         raise HomeUnusable(f"{path}: {exc.strerror}") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise HomeUnusable(f"{path} is not a directory")
-    if info.st_uid != os.geteuid():
-        raise HomeUnusable(f"{path} belongs to uid {info.st_uid}, not to you")
-    if info.st_mode & 0o022:
-        raise HomeUnusable(f"{path} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}); "
-                           f"chmod go-w it")
+    reason = trust.info_problem(path, info)
+    if reason:
+        raise HomeUnusable(reason)
 
 
 def _mkdir(path: Path) -> None:

@@ -151,3 +151,17 @@ def test_a_queue_squatted_by_another_user_and_given_to_us_is_refused(victim, oth
         one_line_error(exit_of(g, "gqsub", input="#!/bin/sh\ntrue\n"), "gqsub", 4)
     finally:
         remove_queue(key)
+
+
+# ---- 2. trust is checked at start-up for every directory, and at every step --------
+
+@pytest.mark.parametrize("sub", ["tmp", "new", "bad", "reply"])
+def test_a_spool_subdirectory_writable_by_others_is_refused_at_start(victim, sub):
+    g = victim
+    assert g.run("gsatlc", "status").returncode == 5  # creates the layout
+    inbox = g.home / "spool" / g.host / sub
+    os.chmod(inbox, 0o777)
+    line = one_line_error(exit_of(g, "gsatlc", "run"), "gsatlc", 6)
+    assert str(inbox) in line and "writable by others" in line
+    one_line_error(exit_of(g, "gqsub", input="#!/bin/sh\ntrue\n"), "gqsub", 6)
+    assert not (g.home / "hosts" / g.host / "pid").exists()

@@ -16,7 +16,8 @@ PKG = ROOT / "gsat"
 
 # lower layers may never import higher ones
 LAYERS = [
-    {"errors", "states", "messages", "config", "layout", "signames", "options", "record", "jsontext", "paths",
+    {"errors", "states", "messages", "config", "layout", "trust", "signames", "options", "record", "jsontext",
+     "paths",
      "timefmt",
      "lazylog", "sigstatus"},
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
