@@ -24,7 +24,7 @@ import signal
 import time
 
 from gsat import fifo, heartbeat, jobs, jobtypes, killing, messages, recovery, signames
-from gsat import states, summary
+from gsat import guard, states, summary
 from gsat.channel import FileChannel, open_channel
 from gsat.config import Config, share_dir
 from gsat.dispatcher import Dispatcher
@@ -78,6 +78,7 @@ class Controller(Runs):
         self.told_ended: collections.deque[tuple] = collections.deque()  # read, not yet recorded
         self.pool = Pool(self.ended_w, self._notify_from_orphan, config["slots"])  # filled by run()
         self.pool_retry = 0.0  # monotonic time before which a failed fork is not tried again
+        self.distrust: str | None = None  # why the store is not trusted now (gsat.guard); None: it is
 
     # ---- the loop --------------------------------------------------------
     def open(self) -> None:
@@ -88,6 +89,8 @@ class Controller(Runs):
 
     def step(self, now: float) -> None:
         self._handle_flags()
+        if not guard.trusted(self):
+            return guard.hold_still(self, now)
         self._runs_told_ended(now)
         self._reap_children(now)
         for channel in self.channels:
@@ -128,17 +131,19 @@ class Controller(Runs):
                  sum(1 for j in self.jobs.values() if j.state.state == states.RUNNING))
 
     def wait(self, wake_fd: int) -> None:
-        fds = [wake_fd, self.ended_r, *self.adopted]
+        fds = [wake_fd, self.ended_r, *(() if self.distrust else self.adopted)]
         fds += [w.fileno() for w in self.watchers if w.fileno() is not None]
         ready = fifo.wait(fds, self._timeout(time.time()))  # poll(): no FD_SETSIZE limit
         if wake_fd in ready:
             fifo.read(wake_fd)
         for watcher in self.watchers:
             watcher.drain()
-        for fd in set(ready) & set(self.adopted):
+        for fd in set(ready) & set(self.adopted):  # not polled while the store is not trusted
             self._adopted_ended(fd, time.time())
 
     def _timeout(self, now: float) -> float | None:
+        if self.distrust:  # nothing else is due until trust is back: only the next look
+            return max(0.0, self.next_beat - now)
         due = [w.interval for w in self.watchers if w.interval]
         due.append(max(0.0, (self.last_beat + 1.0 if self.running_changed else self.next_beat) - now))
         if self.announced:

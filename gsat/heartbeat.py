@@ -9,9 +9,11 @@ controller stops.  The record says the interval it keeps.
      "running": [41, 42], "load": [0.1, 0.2, 0.3],
      "memory": {"total": 25165824000, "available": 20000000000}}
 
-`status()` classifies a host for gqnodes: up, down (no controller) or stale
+`status()` classifies a host for gqnodes: up, down (no controller), stale
 (the heartbeat is older than 3 intervals: a hung, stopped or dead
-controller on a host we cannot look into).
+controller on a host we cannot look into) or untrusted (a controller that
+holds still because it does not trust its directories: the record's
+"untrusted" says why; gsat.guard).
 """
 
 import json
@@ -62,7 +64,9 @@ def status(record: dict | None, lock_held: bool | None, now: float | None = None
     if lock_held is False or not record or not record.get("up"):
         return "down"
     age = (now or time.time()) - record.get("time", 0)
-    return "stale" if age > STALE_AFTER * record.get("interval", 10.0) else "up"
+    if age > STALE_AFTER * record.get("interval", 10.0):
+        return "stale"
+    return "untrusted" if record.get("untrusted") else "up"
 
 
 def hosts(layout) -> list[str]:

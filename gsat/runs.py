@@ -72,7 +72,7 @@ class Runs:
         """End the runs our shepherds reported on the pipe.  A pooled shepherd
         is then idle again; a forked one exits, and its SIGCHLD finds the run
         over (the attempt check in _shepherd_ended)."""
-        self.told_ended.extend(shepherd.ended_runs(fifo.read(self.ended_r)))
+        self._read_told_ended()
         for _ in range(len(self.told_ended)):
             job_id, run, pid = self.told_ended.popleft()
             if self.pool.ended(pid):
@@ -82,6 +82,10 @@ class Runs:
             except (GsatError, OSError) as exc:  # a full disk: try again at the next wake
                 log.error("job %d: cannot record the end of run %d: %s", job_id, run, exc)
                 self.told_ended.append((job_id, run, 0))
+
+    def _read_told_ended(self) -> None:
+        """Take the "JOB RUN PID" lines waiting on the pipe into told_ended."""
+        self.told_ended.extend(shepherd.ended_runs(fifo.read(self.ended_r)))
 
     def _reap_children(self, now: float) -> None:
         self.flags.discard("child")  # the flag only woke us; waitpid is the truth

@@ -165,3 +165,47 @@ def test_a_spool_subdirectory_writable_by_others_is_refused_at_start(victim, sub
     assert str(inbox) in line and "writable by others" in line
     one_line_error(exit_of(g, "gqsub", input="#!/bin/sh\ntrue\n"), "gqsub", 6)
     assert not (g.home / "hosts" / g.host / "pid").exists()
+
+
+def test_a_home_made_world_writable_under_a_running_controller_runs_no_planted_job(victim, other, base):
+    g = victim
+    g.start()
+    template = job_template(g)
+    assert g.run("gqwait", 1, timeout=20).returncode == 0
+    stage = base / "stage"
+    stage.mkdir()
+    other.owns(stage)
+    marker = base / "planted-ran"
+    planted_job(other, stage / "0000002", marker, template)
+    os.chmod(g.home, 0o777)  # the user's mistake
+    planted = time.time()
+    other.sh(f"cd {q(g.home)}; mv jobs jobs.mine; mkdir jobs; cp -r {q(stage / '0000002')} jobs/")
+    wait_for(lambda: marker.exists() or "not trusted" in g.log(), what="the controller to notice")
+    beats_after(g, planted)
+    assert not marker.exists(), "the other user's job ran as the victim"
+    assert g.log().count("not trusted") == 1, g.log()
+    assert json.loads((g.home / "hosts" / g.host / "heartbeat.json").read_text())["untrusted"]
+    # restored: the planted store goes, the user's comes back, and the controller carries on
+    shutil.rmtree(g.home / "jobs")
+    os.rename(g.home / "jobs.mine", g.home / "jobs")
+    os.chmod(g.home, 0o700)
+    wait_for(lambda: "trusted again" in g.log(), what="the controller to trust it again")
+    job = g.submit("#!/bin/sh\necho fine\n")
+    assert g.run("gqwait", job, timeout=20).returncode == 0
+    assert g.run("gqpeek", job).stdout == "fine\n"
+    assert not marker.exists()
+
+
+def test_a_reply_directory_made_writable_by_others_is_refused_by_commands_and_controller(victim):
+    """With reply/ 0777 the other user could swap a waiting command's FIFO for
+    her own: commands refuse it, and the running controller holds still."""
+    g = victim
+    g.start()
+    reply = g.home / "spool" / g.host / "reply"
+    os.chmod(reply, 0o777)
+    line = one_line_error(exit_of(g, "sendcmd", "-c", "ALIVE?"), "sendcmd", 6)
+    assert str(reply) in line
+    wait_for(lambda: "not trusted" in g.log(), what="the controller to notice")
+    os.chmod(reply, 0o700)
+    wait_for(lambda: "trusted again" in g.log(), what="the controller to trust it again")
+    assert g.run("sendcmd", "-c", "ALIVE?").stdout == "ALIVE\n"
