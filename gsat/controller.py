@@ -79,6 +79,7 @@ class Controller(Runs):
         self.pool = Pool(self.ended_w, self._notify_from_orphan, config["slots"])  # filled by run()
         self.pool_retry = 0.0  # monotonic time before which a failed fork is not tried again
         self.distrust: str | None = None  # why the store is not trusted now (gsat.guard); None: it is
+        self.set_aside: dict[int, str] = {}  # job id -> why its directory is not ours (gsat.recovery)
 
     # ---- the loop --------------------------------------------------------
     def open(self) -> None:

@@ -45,6 +45,14 @@ class Rejected(NotAllowed):
     """A mail the gateway refuses; the text is the reason it logs."""
 
 
+class Untrusted(NoSuchJob):
+    """A job directory that is not the user's own (a symlink, another owner,
+    writable by others): never taken for a job, run, or deleted through
+    (gsat.trust).  A NoSuchJob to every reader, with the exit code of "not allowed"."""
+
+    code = NOT_ALLOWED
+
+
 class Unreachable(GsatError):
     code = UNREACHABLE
 

@@ -56,10 +56,11 @@ def write_json(path, obj, sync: bool = True, sync_dir: bool = True) -> None:
     atomic_write(path, jsontext.dumps(obj, sort_keys=True).encode() + b"\n", sync, sync_dir=sync_dir)
 
 
-def read_bytes(path, limit: int = 1 << 20) -> bytes | None:
-    """The file's bytes, None when it does not exist; never follows a symlink."""
+def read_bytes(path, limit: int = 1 << 20, dir_fd: int | None = None) -> bytes | None:
+    """The file's bytes, None when it does not exist; never follows a symlink
+    (`path` relative to `dir_fd` when given: then no part of it is followed)."""
     try:
-        fd = os.open(path, READ_FLAGS)
+        fd = os.open(path, READ_FLAGS, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     try:
@@ -69,8 +70,8 @@ def read_bytes(path, limit: int = 1 << 20) -> bytes | None:
         os.close(fd)
 
 
-def read_json(path):
-    data = read_bytes(path)
+def read_json(path, dir_fd: int | None = None):
+    data = read_bytes(path, dir_fd=dir_fd)
     if data is None:
         return None
     from gsat import jsontext

@@ -21,9 +21,10 @@ the event the change causes.
 
 import errno
 import os
+import stat
 
-from gsat import fsutil, jsontext, states
-from gsat.errors import NoSuchJob, Refused, UsageError
+from gsat import fsutil, jsontext, states, trust
+from gsat.errors import NoSuchJob, Refused, Untrusted, UsageError
 from gsat.layout import JOB_DIGITS, Layout
 from gsat.record import Record
 
@@ -236,14 +237,51 @@ def job_ids(layout: Layout) -> list[int]:
     return sorted([int(name) for name in names if name.isdigit() and len(name) >= JOB_DIGITS])
 
 
-def load(layout: Layout, job: int, deleted_ok: bool = False) -> Job:
-    """The job as it is on disk; NoSuchJob for unknown (or deleted) ids."""
+def open_dir(layout: Layout, job: int) -> int:
+    """A descriptor of jobs/N, opened without following a symlink: NoSuchJob
+    when there is none, Untrusted when it is not a directory of ours that
+    only we can write (gsat.trust).  The caller closes it."""
     folder = layout.job_dir(job)
     try:
-        spec = fsutil.read_json(folder / "job.json")
-        state = fsutil.read_json(folder / "state.json")
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NoSuchJob(f"no such job {job}") from None
+    except NotADirectoryError:  # a symlink (O_NOFOLLOW), or a file: lstat says which
+        _not_a_directory(job, folder)
+    reason = trust.info_problem(folder, os.fstat(fd))
+    if reason:
+        os.close(fd)
+        _refuse(job, reason)
+    return fd
+
+
+def _not_a_directory(job: int, folder) -> None:
+    """Untrusted for a symlink or another user's file; a file of ours is a
+    damaged record (NoSuchJob)."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        raise NoSuchJob(f"no such job {job}") from None
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid():
+        _refuse(job, trust.info_problem(folder, info))
+    raise NoSuchJob(f"job {job}: unreadable record ({folder} is not a directory)")
+
+
+def _refuse(job: int, reason: str):
+    raise Untrusted(f"job {job}: {reason}: not a job of yours, never run nor deleted through")
+
+
+def load(layout: Layout, job: int, deleted_ok: bool = False) -> Job:
+    """The job as it is on disk; NoSuchJob for unknown (or deleted) ids,
+    Untrusted for a directory that is not ours (read through none of it)."""
+    fd = open_dir(layout, job)
+    try:
+        spec = fsutil.read_json("job.json", dir_fd=fd)
+        state = fsutil.read_json("state.json", dir_fd=fd)
     except (ValueError, NotADirectoryError):
         raise NoSuchJob(f"job {job}: unreadable record") from None
+    finally:
+        os.close(fd)
     if not isinstance(spec, (dict, type(None))):
         raise NoSuchJob(f"job {job}: unreadable record")
     if spec is None or (state or {}).get("state") == states.DELETED and not deleted_ok:
@@ -276,18 +314,24 @@ def save(layout: Layout, job: Job, sync: bool = True) -> None:
 
 
 def bury(layout: Layout, job: Job) -> None:
-    """Turn a saved deleted job into a tombstone: keep job.json and state.json."""
+    """Turn a saved deleted job into a tombstone: keep job.json and state.json.
+    Everything goes through a descriptor of the job's own directory (checked
+    by open_dir): nothing is removed through a symlink, at any depth."""
     import shutil
-    folder = layout.job_dir(job.id)
-    for entry in os.scandir(folder):
-        if entry.name not in ("job.json", "state.json"):
+    fd = open_dir(layout, job.id)
+    try:
+        for entry in os.scandir(fd):
+            if entry.name in ("job.json", "state.json"):
+                continue
             if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
+                shutil.rmtree(entry.name, ignore_errors=True, dir_fd=fd)  # never follows links inside
             else:
                 try:
-                    os.unlink(entry.path)
+                    os.unlink(entry.name, dir_fd=fd)
                 except OSError:
                     pass
+    finally:
+        os.close(fd)
 
 
 def parse_id(text: str) -> int:

@@ -6,6 +6,8 @@ then runs the services of events left in its outbox (gsat.services).  At
 each heartbeat it also takes on, by the same rules, the submissions that
 no message announced.  The rules:
 
+- a job directory that is a symlink, another user's, or writable by others
+  (gsat.trust) is set aside: logged once, never taken on, run or deleted;
 - a job without state.json is a submission nobody took on: it becomes ours
   (unless pinned to another host) and is queued or held;
 - an active job of ours is loaded; if it was running, its current attempt
@@ -39,7 +41,7 @@ import os
 import time
 
 from gsat import eventlog, jobs, procinfo, services, shepherd, states, summary
-from gsat.errors import NoSuchJob
+from gsat.errors import NoSuchJob, Untrusted
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +101,15 @@ def _redispatch(ctrl, job_id: int, event: dict) -> None:
 
 def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
     """Load job `job_id` into the controller if it is active and ours; add
-    the summary row of every job of ours to `rows` (a start-up's snapshot)."""
-    if job_id in ctrl.jobs:
+    the summary row of every job of ours to `rows` (a start-up's snapshot).
+    Nothing is taken on while the store is not trusted (gsat.guard), nor
+    from a job directory that is not ours (set aside)."""
+    if job_id in ctrl.jobs or ctrl.distrust or job_id in ctrl.set_aside:
         return
     try:
         job = jobs.load(ctrl.layout, job_id, deleted_ok=True)
+    except Untrusted as exc:
+        return set_aside(ctrl, job_id, str(exc))
     except NoSuchJob:
         return
     st = job.state
@@ -125,6 +131,12 @@ def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
         ctrl.note(job)
     else:
         rows.append(summary.row(job))  # as it is now, after any recovery above
+
+
+def set_aside(ctrl, job_id: int, reason: str) -> None:
+    """Never take job `job_id` on (until a restart looks again); say so once."""
+    ctrl.set_aside[job_id] = reason
+    log.warning("set aside: %s", reason)
 
 
 def _readopt(ctrl, job) -> None:

@@ -209,3 +209,40 @@ def test_a_reply_directory_made_writable_by_others_is_refused_by_commands_and_co
     os.chmod(reply, 0o700)
     wait_for(lambda: "trusted again" in g.log(), what="the controller to trust it again")
     assert g.run("sendcmd", "-c", "ALIVE?").stdout == "ALIVE\n"
+
+
+# ---- 3. the job store follows no symlink ---------------------------------------------
+
+@pytest.mark.parametrize("kind", ["symlink", "foreign"])
+def test_a_job_directory_that_is_not_ours_is_set_aside_never_run_never_deleted_through(victim, other, base,
+                                                                                         kind):
+    g = victim
+    g.start()
+    template = job_template(g)
+    assert g.run("gqwait", 1, timeout=20).returncode == 0
+    g.crash(g.controllers[-1])
+    elsewhere = base / "elsewhere"
+    elsewhere.mkdir()
+    other.owns(elsewhere)
+    marker = base / "planted-ran"
+    fake = planted_job(other, elsewhere / "fakejob", marker, template)
+    entry = g.home / "jobs" / "0000100"
+    if kind == "symlink":
+        os.symlink(fake, entry)
+    else:
+        shutil.copytree(fake, entry, symlinks=True)
+        for path in (entry, *entry.iterdir()):
+            other.owns(path)
+    g.start()
+    wait_for(lambda: marker.exists() or "set aside" in g.log(), what="the controller to look at job 100")
+    beats_after(g, time.time())
+    assert not marker.exists(), "the other user's job ran as the victim"
+    assert g.log().count("set aside") == 1 and "job 100" in g.log(), g.log()
+    proc = g.run("gqdel", 100)
+    line = one_line_error(proc, "gqdel", 4)
+    assert "job 100" in line
+    assert sorted(p.name for p in fake.iterdir()) == ["job.json", "keep", "runs", "script"]
+    assert sorted(p.name for p in Path(os.path.realpath(entry)).iterdir()) == ["job.json", "keep", "runs", "script"]
+    proc = g.run("gqstat", 100)
+    assert proc.returncode in (3, 4) and "job 100" in proc.stderr, proc.stderr
+    assert not marker.exists()
