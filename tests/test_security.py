@@ -246,3 +246,25 @@ def test_a_job_directory_that_is_not_ours_is_set_aside_never_run_never_deleted_t
     proc = g.run("gqstat", 100)
     assert proc.returncode in (3, 4) and "job 100" in proc.stderr, proc.stderr
     assert not marker.exists()
+
+
+# ---- 4. the reading tools trust no GSAT_HOME that others could write ------------------
+
+@pytest.mark.parametrize("how", ["world-writable", "group-writable", "foreign"])
+@pytest.mark.parametrize("tool", [("gqstat",), ("gqstat", "--json"), ("gqpeek", "1"), ("gqnodes",)],
+                         ids=lambda t: " ".join(t))
+def test_the_reading_tools_refuse_a_home_others_could_write(victim, other, tool, how):
+    g = victim
+    g.start()
+    job = g.submit("#!/bin/sh\necho out\n")
+    assert g.run("gqwait", job, timeout=20).returncode == 0
+    g.crash(g.controllers[-1])
+    if how == "foreign":
+        os.chown(g.home, other.uid, other.gid)
+    else:
+        os.chmod(g.home, 0o777 if how == "world-writable" else 0o770)
+    line = one_line_error(g.run(*tool), tool[0], 6)
+    assert str(g.home) in line
+    os.chown(g.home, 0, 0)
+    os.chmod(g.home, 0o700)
+    assert g.run(*tool).returncode == 0

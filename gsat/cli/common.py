@@ -45,6 +45,16 @@ def run(prog: str, main, argv=None) -> None:
     os._exit(code or 0)  # nothing to tear down: skip the interpreter's shutdown
 
 
+def readable_config():
+    """The config of a GSAT_HOME the reading tools may trust (gsat.trust):
+    HomeUnusable (exit 6) for one others can write to or that is not ours,
+    before anything in it is read, config.yaml included."""
+    from gsat import config, trust
+    home = config.gsat_home()
+    trust.require_readable(home)
+    return config.load(home)
+
+
 def say(prog: str, message: str) -> None:
     print(f"{prog}: {message}", file=sys.stderr)
 

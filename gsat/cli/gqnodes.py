@@ -4,8 +4,8 @@ import json
 import sys
 import time
 
-from gsat import config as configmod, daemon, heartbeat
-from gsat.cli.common import parser, run
+from gsat import daemon, heartbeat
+from gsat.cli.common import parser, readable_config, run
 from gsat.layout import Layout
 
 PROG = "gqnodes"
@@ -16,7 +16,7 @@ def main(argv: list[str]) -> int:
     p = parser(PROG, "List the hosts sharing this GSAT_HOME: controller up, down or stale.")
     p.add_argument("--json", action="store_true", help="a JSON list")
     args = p.parse_args(argv)
-    config = configmod.load()
+    config = readable_config()
     layout = Layout(config.home, config.host)
     now = time.time()
     nodes = [node(layout, host, config.host, now) for host in heartbeat.hosts(layout)]

@@ -3,8 +3,8 @@ follows it live until the job ends and exits with the job's exit value."""
 
 import sys
 
-from gsat import config as configmod, jobs
-from gsat.cli.common import job_ids, parser, run
+from gsat import jobs
+from gsat.cli.common import job_ids, parser, readable_config, run
 from gsat.layout import Layout
 
 PROG = "gqpeek"
@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("id", metavar="ID")
     args = p.parse_args(argv)
     (job_id,) = job_ids([args.id])
-    config = configmod.load()
+    config = readable_config()
     layout = Layout(config.home, config.host)
     job = jobs.load(layout, job_id)
     path = jobs.output_path(layout, job, "stderr" if args.stderr else "stdout") or \

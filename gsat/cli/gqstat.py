@@ -6,8 +6,8 @@ import os
 import sys
 import time
 
-from gsat import __version__, config as configmod, eventlog, jobs, options, states, summary, timefmt
-from gsat.cli.common import job_ids, run, say
+from gsat import __version__, eventlog, jobs, options, states, summary, timefmt
+from gsat.cli.common import job_ids, readable_config, run, say
 from gsat.errors import NO_SUCH_JOB, NoSuchJob, UsageError
 from gsat.layout import JOB_DIGITS, Layout
 
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     if args.version:
         print(f"{PROG} (gsat) {__version__}")
         return 0
-    config = configmod.load()
+    config = readable_config()
     layout = Layout(config.home, config.host)
     if not (args.ids or args.full or args.json):
         import gc
