@@ -36,6 +36,7 @@ def trusted(ctrl) -> bool:
     if reason and not ctrl.distrust:
         log.error("GSAT_HOME is not trusted any more: %s; taking on, starting and recording "
                   "nothing until it is restored", reason)
+        ctrl.next_beat = 0.0  # at once: a heartbeat that says so, then a look every TRUST_RETRY
     elif ctrl.distrust and not reason:
         log.warning("GSAT_HOME is trusted again: carrying on")
         ctrl.next_beat = 0.0  # at once: a heartbeat, and a look at jobs/

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import HOST, Gsat, q, remove_queue, wait_for
+from helpers import Gsat, await_file, q, remove_queue, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
 OTHER = "gsatother"
-FAST_BEATS = {"heartbeat_interval": 0.2, "idle_heartbeat_interval": 0.2}
+FAST_BEATS = {"heartbeat_interval": 0.2, "idle_heartbeat_interval": 0.2}  # the controller looks often
 
 
 class Other:
@@ -206,6 +206,8 @@ def test_a_reply_directory_made_writable_by_others_is_refused_by_commands_and_co
     line = one_line_error(exit_of(g, "sendcmd", "-c", "ALIVE?"), "sendcmd", 6)
     assert str(reply) in line
     wait_for(lambda: "not trusted" in g.log(), what="the controller to notice")
+    wait_for(lambda: json.loads(g.run("gqnodes", "--json").stdout)[0]["status"] == "untrusted",
+             what="gqnodes to show the host untrusted")
     os.chmod(reply, 0o700)
     wait_for(lambda: "trusted again" in g.log(), what="the controller to trust it again")
     assert g.run("sendcmd", "-c", "ALIVE?").stdout == "ALIVE\n"
@@ -268,3 +270,32 @@ def test_the_reading_tools_refuse_a_home_others_could_write(victim, other, tool,
     os.chown(g.home, 0, 0)
     os.chmod(g.home, 0o700)
     assert g.run(*tool).returncode == 0
+
+
+def test_a_run_that_ends_while_trust_is_lost_is_recorded_once_it_is_back(home_env, tmp_path):
+    """In-process: while the store is not trusted the controller records no end
+    (nor anything else); the end waits in memory and is recorded afterwards."""
+    from gsat import config, jobs, messages, states
+    from gsat.controller import Controller
+    from test_controller_step import make_spec, step_until
+    ctrl = Controller(config.load())
+    ctrl.open()
+    go = tmp_path / "go"
+    (job,) = jobs.publish(ctrl.layout, make_spec(tmp_path), f"#!/bin/sh\n{await_file(go)}exit 3\n".encode())
+    ctrl.channel.send(messages.Submit(jobs=[job]))
+    try:
+        step_until(ctrl, job, states.RUNNING)
+        os.chmod(home_env, 0o777)
+        ctrl.step(time.time())
+        assert ctrl.distrust and "writable by others" in ctrl.distrust
+        go.touch()
+        wait_for(lambda: (ctrl.step(time.time()), ctrl.told_ended)[1], what="the shepherd to tell the end")
+        ctrl.step(time.time())
+        assert jobs.load(ctrl.layout, job).state.state == states.RUNNING  # nothing recorded meanwhile
+        os.chmod(home_env, 0o700)
+        assert step_until(ctrl, job, states.FAILED).state.exit == 3
+        assert ctrl.distrust is None
+    finally:
+        ctrl.pool.close()
+        os.close(ctrl.ended_r)
+        os.close(ctrl.ended_w)
