@@ -9,7 +9,7 @@ DEMO_HOME := $(CURDIR)/spool
 # Debian packages the tests use (installed when run as root)
 DEBS   := gnupg procps task-spooler nq dovecot-imapd openssl
 
-.PHONY: demo test bench debs clean demo-stop
+.PHONY: demo test soak bench debs clean demo-stop
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ test: $(STAMP) debs
 	$(PY) -m pytest -q -p no:cacheprovider
 	GSAT_CHANNEL=sysv $(PY) -m pytest -q -p no:cacheprovider $(E2E)
 	GSAT_WATCH=poll GSAT_POLL_INTERVAL=0.05 $(PY) -m pytest -q -p no:cacheprovider $(E2E)
+
+# The slow full-scale tests, then SOAK_MINUTES (default 30) of jobs under random
+# faults; the last line counts jobs run, faults, jobs lost and jobs run twice.
+SOAK_MINUTES ?= 30
+soak: $(STAMP) debs
+	$(PY) -m pytest -q -p no:cacheprovider -m slow
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) tests/soak.py
 
 demo: $(STAMP)
 	@chmod 700 $(DEMO_HOME)

@@ -5,7 +5,7 @@ controller that owns a job, and wait for its answer with a deadline.
 Never imports the controller; it starts one as a separate process.
 """
 
-from gsat import config as configmod, daemon, jobs, messages
+from gsat import config as configmod, crashpoint, daemon, jobs, messages
 from gsat.channel import open_channel
 from gsat.errors import GsatError, NoSuchJob
 from gsat.layout import Layout
@@ -64,6 +64,7 @@ def store_and_notify(ctx: Context, spec: dict, script: bytes, count: int) -> tup
     try:
         for start in range(0, len(ids), CHUNK):
             channel_.send(messages.Submit(jobs=ids[start:start + CHUNK]))
+        crashpoint.at("submit.told")
     except (GsatError, OSError) as exc:
         return ids, (f"job stored, but its controller was not told ({exc}); "
                      "it finds the job at its next heartbeat, or when it starts")

@@ -23,8 +23,8 @@ import os
 import signal
 import time
 
-from gsat import fifo, heartbeat, jobs, jobtypes, killing, messages, recovery, signames
-from gsat import guard, states, summary
+from gsat import crashpoint, fifo, guard, heartbeat, jobs, jobtypes, killing, messages, recovery, signames
+from gsat import states, summary
 from gsat.channel import FileChannel, open_channel
 from gsat.config import Config, share_dir
 from gsat.dispatcher import Dispatcher
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 GAP_SCAN = 1000  # ids a submit may skip before the controller lists jobs/ instead
 TAKE_ON_BATCH = 32  # announced jobs taken on per step: a big array's first ones start meanwhile
 DEFERRED = object()  # handle() result: the answer is sent later (trigger --wait)
+# the crash point (gsat.crashpoint) just after a transition's state is saved
+SAVED_POINTS = {"hold": "control.hold", "release": "control.release", "delete": "control.delete",
+                "finish": "end.saved", "fail": "end.saved", "restart": "end.saved"}
 
 
 class Controller(Runs):
@@ -263,6 +266,7 @@ class Controller(Runs):
         elif msg.signal == signal.SIGCONT:
             job.state.suspended = False
         self._save(job)
+        crashpoint.at("control.signal")
         self._event(job, states.JOB_SIGNAL, signal=signames.name(msg.signal))
 
     def _on_exited(self, msg: messages.Exited, now: float) -> None:
@@ -336,11 +340,13 @@ class Controller(Runs):
     def _transition(self, job: Job, action: str, now: float, sync: bool = True) -> None:
         event = change_state(job, action, now)
         self._save(job, sync)
+        crashpoint.at(SAVED_POINTS.get(action, ""))
         if job.state.state in states.ACTIVE:
             self.track(job)
         else:
             self._flush_summary()  # gqstat agrees with gqwait, which the event wakes
             self._event(job, event)
+            crashpoint.at("end.told")
             self.jobs.pop(job.id, None)
             self.kill_at.pop(job.id, None)
             if job.state.state == states.DELETED:
@@ -351,6 +357,7 @@ class Controller(Runs):
     def _interrupt(self, job: Job, pending: str, sig: int, now: float) -> None:
         job.state.pending = pending
         self._save(job)
+        crashpoint.at(SAVED_POINTS[pending])
         self._kill(job, sig)
         if job.state.suspended:
             self._kill(job, signal.SIGCONT)

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from gsat import eventlog, fifo, jsontext, messages, services, states
+from gsat import crashpoint, eventlog, fifo, jsontext, messages, services, states
 from gsat.config import share_dir
 from gsat.environment import for_run
 from gsat.errors import GsatError
@@ -37,6 +37,7 @@ class Dispatcher:
             if found:
                 services.put(self.layout, job.id, event)
             eventlog.append(self.layout.job_dir(job.id), event, sync=durable)
+            crashpoint.at("event.recorded")
         except (OSError, GsatError) as exc:
             log.error("job %d: cannot record %s: %s", job.id, name, exc)
             if durable:
@@ -52,6 +53,7 @@ class Dispatcher:
             env = services.environment(self.job_env(job), event)
             pids = self.runner.start(job.id, event, found, env, job.spec.get("workdir", "/"),
                                      self.layout.job_dir(job.id), time.time())
+            crashpoint.at("event.dispatched")
             services.done(self.layout, event)
         return pids
 

@@ -23,7 +23,7 @@ import errno
 import os
 import stat
 
-from gsat import fsutil, jsontext, states, trust
+from gsat import crashpoint, fsutil, jsontext, states, trust
 from gsat.errors import NoSuchJob, Refused, Untrusted, UsageError
 from gsat.layout import JOB_DIGITS, Layout
 from gsat.record import Record
@@ -100,7 +100,10 @@ def publish(layout: Layout, spec: dict, script: bytes, count: int = 1) -> list[i
         os.makedirs(layout.jobs, mode=0o700, exist_ok=True)
     ids: list[int] = []
     try:
-        ids.append(_claim(layout, _fill(layout, _array_element(spec, 0, []), script), _read_hint(layout)))
+        first = _fill(layout, _array_element(spec, 0, []), script)
+        crashpoint.at("submit.filled")
+        ids.append(_claim(layout, first, _read_hint(layout)))
+        crashpoint.at("submit.stored")
         if count > 1:  # the first element's id is the array's: the others carry it
             _publish_rest(layout, spec, script, count, ids)
         fsutil.fsync_dir(layout.jobs)

@@ -40,7 +40,7 @@ import logging
 import os
 import time
 
-from gsat import eventlog, jobs, procinfo, services, shepherd, states, summary
+from gsat import crashpoint, eventlog, jobs, procinfo, services, shepherd, states, summary
 from gsat.errors import NoSuchJob, Untrusted
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
             return
         st.host = ctrl.host  # claimed in memory; state.json is first written when it changes
         ctrl.track(job)
+        crashpoint.at("takeon.claimed")
         ctrl._event(job, states.QSUB)
     elif st.host != ctrl.host:
         return

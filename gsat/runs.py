@@ -16,7 +16,7 @@ import logging
 import os
 import time
 
-from gsat import fifo, messages, scheduler, shepherd, states
+from gsat import crashpoint, fifo, messages, scheduler, shepherd, states
 from gsat.errors import EXIT_LOST, GsatError
 from gsat.jobs import Job, State, change_state
 
@@ -37,6 +37,7 @@ class Runs:
         event = change_state(job, "start", now)
         job.state.host = self.host
         self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
+        crashpoint.at("start.saved")
         try:
             pid = self._shepherd_for(self._run_spec(job))
         except OSError as exc:  # no fork (EAGAIN, ENOMEM): the run is lost, not the controller
@@ -44,6 +45,7 @@ class Runs:
             self.run_ended(job, now)
             return
         self.children[pid] = (job.id, job.state.attempt)
+        crashpoint.at("start.handed")
         self.running_changed = True
         self._event(job, event)
 

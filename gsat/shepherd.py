@@ -35,7 +35,7 @@ import signal
 import time
 import typing
 
-from gsat import fsutil, jobs, jsontext, procinfo
+from gsat import crashpoint, fsutil, jobs, jsontext, procinfo
 
 FENCED = {"fenced": True}
 
@@ -147,7 +147,9 @@ def run(spec: RunSpec, identity: dict) -> bool:
     record = {"shepherd": identity, "job_pid": None, "started": time.time()}
     if not publish_record(start_path(spec.jobdir, spec.run), record):
         return False  # fenced by a recovering controller: this run must not happen
+    crashpoint.at("run.published")
     pid, code = _launch(spec)
+    crashpoint.at("run.spawned")
     os.chdir("/")  # a pooled shepherd must not keep the job's directory busy
     if pid:
         record["job_pid"] = pid  # posix_spawn returns after the exec: the group exists
@@ -157,6 +159,7 @@ def run(spec: RunSpec, identity: dict) -> bool:
     ended = {"exit": code if code >= 0 else 128 - code, "signal": -code if code < 0 else None,
              "ended": time.time(), "boot": record["shepherd"]["boot"]}
     fsutil.atomic_write(exit_path(spec.jobdir, spec.run), jsontext.dumps(ended).encode())
+    crashpoint.at("run.recorded")
     if os.getppid() == spec.controller_pid:
         return tell_ended(spec.ended_fd, spec.job, spec.run)
     if spec.notify:

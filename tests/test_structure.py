@@ -17,8 +17,7 @@ PKG = ROOT / "gsat"
 # lower layers may never import higher ones
 LAYERS = [
     {"errors", "states", "messages", "config", "layout", "trust", "signames", "options", "record", "jsontext",
-     "paths",
-     "timefmt",
+     "paths", "timefmt", "crashpoint",
      "lazylog", "sigstatus"},
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
      "heartbeat", "procstats", "summary", "mailparse", "openpgp", "mailstate", "mailsources"},
