@@ -7,7 +7,7 @@ Never imports the controller; it starts one as a separate process.
 
 from gsat import config as configmod, daemon, jobs, messages
 from gsat.channel import open_channel
-from gsat.errors import GsatError, NoSuchJob
+from gsat.errors import Damaged, GsatError, NoSuchJob
 from gsat.layout import Layout
 from gsat.record import Record
 
@@ -71,8 +71,13 @@ def store_and_notify(ctx: Context, spec: dict, script: bytes, count: int) -> tup
 
 
 def owner(ctx: Context, job_id: int) -> str:
-    """The host whose controller acts on the job (NoSuchJob if there is none)."""
-    job = jobs.load(ctx.layout, job_id)
+    """The host whose controller acts on the job (NoSuchJob if there is none).
+    A damaged job goes to the host its job.json names, else to ours: that
+    controller removes it on gqdel and refuses anything else."""
+    try:
+        job = jobs.load(ctx.layout, job_id)
+    except Damaged as exc:
+        return (exc.spec or {}).get("host") or ctx.config.host
     return job.state.host or job.spec.get("host") or ctx.config.host
 
 

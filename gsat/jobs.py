@@ -22,8 +22,8 @@ the event the change causes.
 import errno
 import os
 
-from gsat import fsutil, jsontext, states
-from gsat.errors import NoSuchJob, Refused, UsageError
+from gsat import damage, fsutil, jsontext, states
+from gsat.errors import Damaged, NoSuchJob, Refused, UsageError
 from gsat.layout import JOB_DIGITS, Layout
 from gsat.record import Record
 
@@ -44,6 +44,7 @@ class State(Record):
         "exit": None,
         "suspended": False,
         "pending": None,     # "delete" or "hold" while the job is being killed
+        "reason": None,      # why it failed without running (an unusable job type), or is damaged
     }
 
     @classmethod
@@ -236,23 +237,46 @@ def job_ids(layout: Layout) -> list[int]:
     return sorted([int(name) for name in names if name.isdigit() and len(name) >= JOB_DIGITS])
 
 
+MAX_ID = 10 ** 18  # more digits than any file system's name allows: no such job, not an OSError
+
+
 def load(layout: Layout, job: int, deleted_ok: bool = False) -> Job:
-    """The job as it is on disk; NoSuchJob for unknown (or deleted) ids."""
+    """The job as it is on disk.  NoSuchJob for unknown (or deleted) ids;
+    errors.Damaged (a NoSuchJob) when its files cannot be read (gsat.damage)."""
+    if not 0 < job < MAX_ID:
+        raise NoSuchJob(f"no such job {job}")
     folder = layout.job_dir(job)
     try:
-        spec = fsutil.read_json(folder / "job.json")
-        state = fsutil.read_json(folder / "state.json")
-    except (ValueError, NotADirectoryError):
-        raise NoSuchJob(f"job {job}: unreadable record") from None
-    if not isinstance(spec, (dict, type(None))):
-        raise NoSuchJob(f"job {job}: unreadable record")
-    if spec is None or (state or {}).get("state") == states.DELETED and not deleted_ok:
+        state = damage.read_record(job, folder, "state.json")
+    except Damaged as exc:  # say what it was, when job.json can tell
+        raise Damaged(job, exc.reason, _spec_if_sound(job, folder)) from None
+    if state is not None and state.get("state") == states.DELETED and not deleted_ok:
         raise NoSuchJob(f"no such job {job}")
+    spec = damage.read_record(job, folder, "job.json")
+    if spec is None:
+        if state is None and not os.path.lexists(folder):
+            raise NoSuchJob(f"no such job {job}")
+        raise Damaged(job, "job.json is missing")
+    spec = damage.check_spec(job, spec)
+    if state is None:
+        return Job(job, fix_array_id(spec, job), initial_state(spec))
+    return Job(job, fix_array_id(spec, job), State.from_dict(damage.check_state(job, state, spec)))
+
+
+def _spec_if_sound(job: int, folder) -> dict | None:
     try:
-        state = State.from_dict(state) if state else initial_state(spec)
-    except (ValueError, TypeError):
-        raise NoSuchJob(f"job {job}: unreadable state") from None
-    return Job(job, fix_array_id(spec, job), state)
+        return damage.check_spec(job, damage.read_record(job, folder, "job.json") or {}) or None
+    except Damaged:
+        return None
+
+
+def load_or_damaged(layout: Layout, job: int) -> Job:
+    """load() for listings: a damaged job comes back as a Job in state
+    `damaged`, its reason in state.reason, its spec when that could be read."""
+    try:
+        return load(layout, job)
+    except Damaged as exc:
+        return Job(job, exc.spec or {}, State(state=states.DAMAGED, reason=exc.reason))
 
 
 def initial_state(spec: dict) -> State:
@@ -288,6 +312,25 @@ def bury(layout: Layout, job: Job) -> None:
                     os.unlink(entry.path)
                 except OSError:
                     pass
+
+
+def entomb_damaged(layout: Layout, job: int, host: str, spec: dict | None) -> None:
+    """Turn a damaged job into a tombstone (gqdel): state.json says deleted,
+    an unreadable job.json is replaced, every other file goes.  Its directory
+    must be a real one of ours: nothing is removed through a symlink."""
+    import stat
+    folder = layout.job_dir(job)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise Refused(f"job {job}: {folder} is not a directory of yours; remove it by hand")
+    for name in ("state.json", "job.json"):  # a directory there cannot be replaced by a file
+        if os.path.isdir(folder / name) and not os.path.islink(folder / name):
+            os.rename(folder / name, folder / f".damaged.{name}.{os.getpid()}")  # bury() removes it
+    tomb = Job(job, spec or {}, State(state=states.DELETED, host=host, reason="damaged; deleted"))
+    save(layout, tomb)
+    if spec is None:
+        fsutil.write_json(folder / "job.json", {"damaged": True}, sync=False)
+    bury(layout, tomb)
 
 
 def parse_id(text: str) -> int:

@@ -39,7 +39,7 @@ import os
 import time
 
 from gsat import eventlog, jobs, procinfo, services, shepherd, states, summary
-from gsat.errors import NoSuchJob
+from gsat.errors import Damaged, NoSuchJob
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,9 @@ def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
         return
     try:
         job = jobs.load(ctrl.layout, job_id, deleted_ok=True)
+    except Damaged as exc:  # listed as damaged by gqstat; gqdel removes it
+        log.warning("%s; left alone", exc)
+        return
     except NoSuchJob:
         return
     st = job.state

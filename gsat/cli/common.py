@@ -49,6 +49,16 @@ def say(prog: str, message: str) -> None:
     print(f"{prog}: {message}", file=sys.stderr)
 
 
+def printable(text) -> str:
+    """`text` with every non-printable character escaped as Python writes it
+    (\\x1b, \\n, \\u2028): a job name, or anything else read from a job's
+    files, must not reach the terminal as an escape sequence or break a line."""
+    text = str(text)
+    if text.isprintable():  # C speed: almost every text
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def job_ids(texts: list[str]) -> list[int]:
     from gsat.jobs import parse_id
     if not texts:
@@ -66,4 +76,4 @@ def report(prog: str, results: dict) -> int:
     return first
 
 
-__all__ = ["parser", "run", "say", "job_ids", "report", "USAGE"]
+__all__ = ["parser", "run", "say", "printable", "job_ids", "report", "USAGE"]
