@@ -15,6 +15,7 @@ HOME_UNUSABLE = 6
 # gqwait's own values (SPEC §4)
 WAIT_TIMEOUT = 124
 EXIT_LOST = 255
+EXIT_NOT_STARTED = 127  # a job that could not be started (its job type is unusable), as a shell says
 
 
 class GsatError(Exception):

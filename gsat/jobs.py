@@ -77,7 +77,7 @@ def change_state(job: Job, action: str, now: float) -> str:
     if action == "start":
         st.run += 1
         st.attempt += 1
-        st.started, st.ended, st.exit = now, None, None
+        st.started, st.ended, st.exit, st.reason = now, None, None, None
     elif action == "restart":
         st.restarts += 1
     elif action == "requeue":  # the interrupted start never ran: same GSAT_RUN next time

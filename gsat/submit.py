@@ -53,7 +53,10 @@ def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str
     if not os.path.isdir(workdir):
         raise UsageError(f"working directory {workdir} does not exist")
     jobtype = opts.get("jobtype", "default")
-    jobtypes.find(jobtype, jobtype_dirs)
+    if "jobtype" in opts:  # named: parsed and checked now (PyYAML); the default only found
+        jobtypes.check(jobtype, jobtype_dirs)
+    else:
+        jobtypes.find(jobtype, jobtype_dirs)
     host = opts.get("host")
     if host is not None and not (host and host[0].isalnum() and set(host) <= HOST_CHARS and len(host) < 254):
         raise UsageError(f"invalid host name {host!r}")

@@ -1,0 +1,57 @@
+"""Values checked once when read (issue 12, items 9 and 10): job types and
+the config, by type and range; a bad one is one line naming the file or
+variable, the key and what is expected, exit 2, in every command."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+SCRIPT = "#!/bin/sh\necho hi\n"
+
+BAD_TYPES = {
+    "restart_on": "restart_on: [abc]\n",
+    "restart_limit": "restart_limit: true\n",
+    "hold_signal": "hold_signal: NOPE\n",
+    "environment": "environment: [A, B]\n",
+    "colour": "colour: blue\n",
+}
+
+
+def write_type(gsat, name: str, text: str) -> None:
+    folder = gsat.home / "jobtypes"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.yaml").write_text(text)
+
+
+@pytest.mark.parametrize("key", BAD_TYPES)
+def test_gqsub_refuses_a_job_type_with_a_bad_key(gsat, key):
+    write_type(gsat, "mine", BAD_TYPES[key])
+    proc = gsat.run("gqsub", "-T", "mine", input=SCRIPT)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("gqsub: ") and "jobtypes/mine.yaml" in line and key in line, line
+    assert not (gsat.home / "jobs").exists() or not any((gsat.home / "jobs").iterdir())
+
+
+def test_a_job_whose_type_went_bad_after_submission_fails_with_a_reason(running):
+    write_type(running, "mine", "restart_on: [75]\n")
+    job = running.submit(SCRIPT, "-T", "mine", "-H")
+    running.wait_state(job, "held")
+    write_type(running, "mine", "restart_on: [abc]\n")
+    assert running.run("gqrls", job).returncode == 0
+    state = running.wait_state(job, "failed")
+    assert state["exit"] == 127
+    assert "job type mine is unusable" in state["reason"] and "restart_on" in state["reason"]
+    assert "JOB_START" not in running.events(job) and "JOB_FAILED" in running.events(job)
+    assert running.run("gqwait", job, "--timeout", "10").returncode == 127
+    full = running.run("gqstat", "-f", job, check=True).stdout
+    assert any(line.startswith("reason=job type mine is unusable") for line in full.splitlines())
+    other = running.submit(SCRIPT)  # the controller carries on
+    running.wait_state(other, "finished")
+    write_type(running, "mine", "restart_on: [75]\n")  # repaired: hold + release runs it
+    assert running.run("gqhold", job).returncode == 0
+    assert running.run("gqrls", job).returncode == 0
+    assert running.wait_state(job, "finished")["reason"] is None
+    assert running.run("gqdel", job).returncode == 0
