@@ -13,7 +13,7 @@ empty).  Stdlib and gsat's vocabulary only.
 
 import errno
 
-from gsat import fsutil, jsontext, states
+from gsat import configcheck, fsutil, jsontext, states
 from gsat.errors import Damaged
 
 NUMBER = (int, float)
@@ -67,6 +67,8 @@ def check_state(job: int, data: dict, spec: dict | None) -> dict:
         bad = "state"
     if bad is None and data.get("pending") not in PENDING:
         bad = "pending"
+    if bad is None and not configcheck.valid_host(data.get("host") or "x"):
+        bad = "host"
     if bad is None and any(data.get(k, 0) < 0 for k in ("run", "attempt", "restarts")):
         bad = next(k for k in ("run", "attempt", "restarts") if data.get(k, 0) < 0)
     if bad is not None:
@@ -77,6 +79,8 @@ def check_state(job: int, data: dict, spec: dict | None) -> dict:
 def check_spec(job: int, data: dict) -> dict:
     """`data` (job.json) when the keys readers rely on have the right type; else Damaged."""
     bad = _bad_key(data, SPEC_TYPES)
+    if bad is None and not configcheck.valid_host(data.get("host") or "x"):
+        bad = "host"
     if bad is not None:
         raise Damaged(job, f"job.json: {bad} is {_show(data[bad])}")
     return data

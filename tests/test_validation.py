@@ -55,3 +55,56 @@ def test_a_job_whose_type_went_bad_after_submission_fails_with_a_reason(running)
     assert running.run("gqrls", job).returncode == 0
     assert running.wait_state(job, "finished")["reason"] is None
     assert running.run("gqdel", job).returncode == 0
+
+
+BAD_CONFIG = {
+    "autostart": ('autostart: "no"\n', "true or false"),
+    "slots-float": ("slots: 2.7\n", "whole number"),
+    "slots-bool": ("slots: true\n", "whole number"),
+    "kill_grace": ("kill_grace: true\n", "seconds"),
+    "heartbeat_interval": ("heartbeat_interval: .inf\n", "seconds"),
+    "mail.smtp_port": ('mail: {smtp_port: "25"}\n', "whole number"),
+    "hostname": ('hostname: "a\\tb"\n', "host name"),
+}
+BAD_ENV = {
+    "GSAT_POLL_INTERVAL": ("nan", "poll_interval", "seconds"),
+    "GSAT_WATCH": ("fast", "watch", "one of"),
+    "GSAT_HOSTNAME": ("a\nb", "hostname", "host name"),
+}
+COMMANDS = [("gqsub", "-"), ("gqstat",), ("gqstat", "-f"), ("gqdel", "1"), ("gqwait", "1"), ("gqpeek", "1"),
+            ("gqnodes",), ("gsatlc", "start"), ("sendcmd", "-c", "ALIVE?"), ("trigger", "--job", "1", "x")]
+
+
+def assert_refused_by_every_command(gsat, env, *words):
+    for command in COMMANDS:
+        proc = gsat.run(*command, input=SCRIPT, env=env, timeout=20)
+        assert proc.returncode == 2, (command, proc.returncode, proc.stderr)
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith(f"{command[0]}: ") and all(w in line for w in words), (command, line)
+    assert not (gsat.home / "jobs").exists() or not any((gsat.home / "jobs").iterdir())
+
+
+@pytest.mark.parametrize("case", BAD_CONFIG)
+def test_a_bad_config_value_is_refused_by_every_command(gsat, case):
+    text, expected = BAD_CONFIG[case]
+    (gsat.home / "config.yaml").write_text(text)
+    env = {"GSAT_HOSTNAME": ""} if case == "hostname" else None  # else the variable wins
+    assert_refused_by_every_command(gsat, env, "config.yaml", case.split("-")[0], expected)
+
+
+@pytest.mark.parametrize("var", BAD_ENV)
+def test_a_bad_environment_override_is_refused_by_every_command(gsat, var):
+    value, key, expected = BAD_ENV[var]
+    assert_refused_by_every_command(gsat, {var: value}, var, key, expected)
+
+
+@pytest.mark.parametrize("command", [("gqwait", "--timeout", "nan", "1"), ("gqwait", "--timeout", "-1", "1"),
+                                     ("sendcmd", "-c", "ALIVE?", "--timeout", "nan"),
+                                     ("sendcmd", "-c", "ALIVE?", "--timeout", "inf"),
+                                     ("gsatlc", "start", "--timeout", "nan"), ("gqpeek", "-n", "-5", "1")])
+def test_a_bad_number_on_the_command_line_is_a_usage_error(running, command):
+    running.submit(SCRIPT)
+    proc = running.run(*command, timeout=20)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"{command[0]}: ") and "Traceback" not in proc.stderr

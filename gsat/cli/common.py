@@ -22,6 +22,30 @@ def parser(prog: str, description: str, **kw):
     return p
 
 
+def seconds(zero_ok: bool = False):
+    """An argparse type: a finite number of seconds > 0 (>= 0 when zero_ok);
+    NaN, infinities and negatives are usage errors, not tracebacks."""
+    from gsat import configcheck
+    check = configcheck.seconds(None if zero_ok else 0.0)
+
+    def parse(text: str) -> float:
+        import argparse
+        try:
+            return check(float(text))
+        except ValueError as exc:  # float()'s own, or configcheck.Bad
+            what = exc if isinstance(exc, configcheck.Bad) else "expected a number of seconds"
+            raise argparse.ArgumentTypeError(f"{what}, not {text!r}") from None
+    return parse
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    if not (text.isascii() and text.isdigit()):
+        import argparse
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
+    return int(text)
+
+
 def run(prog: str, main, argv=None) -> None:
     """Call main(argv) and exit with its code; errors become `prog: message`."""
     try:
