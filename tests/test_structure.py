@@ -16,7 +16,7 @@ PKG = ROOT / "gsat"
 
 # lower layers may never import higher ones
 LAYERS = [
-    {"errors", "states", "messages", "config", "configcheck", "layout", "signames", "options", "record", "jsontext", "paths",
+    {"errors", "states", "messages", "config", "configcheck", "layout", "signames", "options", "record", "jsontext", "paths", "text",
      "timefmt",
      "lazylog", "sigstatus"},
     {"fsutil", "damage", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",

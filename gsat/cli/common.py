@@ -6,6 +6,7 @@ import os
 import sys
 
 from gsat import __version__
+from gsat.text import printable  # noqa: F401  (the commands print through it)
 from gsat.errors import HOME_UNUSABLE, REFUSED, USAGE, GsatError, UsageError
 
 
@@ -71,16 +72,6 @@ def run(prog: str, main, argv=None) -> None:
 
 def say(prog: str, message: str) -> None:
     print(f"{prog}: {message}", file=sys.stderr)
-
-
-def printable(text) -> str:
-    """`text` with every non-printable character escaped as Python writes it
-    (\\x1b, \\n, \\u2028): a job name, or anything else read from a job's
-    files, must not reach the terminal as an escape sequence or break a line."""
-    text = str(text)
-    if text.isprintable():  # C speed: almost every text
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def job_ids(texts: list[str]) -> list[int]:

@@ -189,14 +189,9 @@ def _unnamed(layout, known: dict) -> set[str]:
 
 
 def _table(rows) -> str:
+    """Rows as columns.  Their texts are printable already: summary.row escapes
+    a name's control characters, and host names are checked where read."""
     rows = [COLUMNS, *rows]
-    out = _render(rows)
-    if not out.replace("\n", "").isprintable():  # C speed; a name with control characters:
-        out = _render([tuple(map(printable, row)) for row in rows])  # escaped, columns realigned
-    return out
-
-
-def _render(rows: list) -> str:
     widths = [max(map(len, column)) for column in zip(*rows)]  # C-speed for 10,000 rows
     line = "  ".join(f"%-{w}s" for w in widths[:-1]) + "  %s"  # the last column unpadded
     return "\n".join(map(line.__mod__, rows)) + "\n"
