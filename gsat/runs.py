@@ -42,8 +42,10 @@ class Runs:
         self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
         try:
             pid = self._shepherd_for(self._run_spec(job))
-        except OSError as exc:  # no fork (EAGAIN, ENOMEM): the run is lost, not the controller
-            log.error("job %d: cannot start a shepherd: %s", job.id, exc)
+        except Exception as exc:  # no fork (EAGAIN, ENOMEM), or a job.json it cannot run:
+            log.exception("job %d: cannot start a shepherd", job.id)  # the run is lost, not the controller
+            if not isinstance(exc, OSError):
+                job.state.reason = f"cannot start: {exc!r}"
             self.run_ended(job, now)
             return
         self.children[pid] = (job.id, job.state.attempt)

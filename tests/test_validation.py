@@ -108,3 +108,18 @@ def test_a_bad_number_on_the_command_line_is_a_usage_error(running, command):
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.splitlines()
     assert line.startswith(f"{command[0]}: ") and "Traceback" not in proc.stderr
+
+
+def test_a_job_the_controller_cannot_start_fails_instead_of_staying_running(gsat):
+    job = gsat.submit(SCRIPT)  # no controller yet: it reads job.json when it starts
+    path = gsat.job_dir(job) / "job.json"
+    spec = json.loads(path.read_text())
+    del spec["submit_home"]  # well-formed, but the job's environment cannot be made from it
+    path.write_text(json.dumps(spec))
+    gsat.start()
+    state = gsat.wait_state(job, "failed")
+    assert state["exit"] == 255 and "cannot start" in state["reason"] and "submit_home" in state["reason"]
+    assert gsat.run("gqwait", job, "--timeout", "10").returncode == 255
+    other = gsat.submit(SCRIPT)
+    gsat.wait_state(other, "finished")
+    assert gsat.run("gqdel", job).returncode == 0
