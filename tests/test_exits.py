@@ -70,3 +70,16 @@ def test_another_users_gsat_home_is_unusable_not_a_usage_error(gsat):
             assert proc.stderr.startswith(f"{args[0]}: ") and "Traceback" not in proc.stderr
     finally:
         shutil.chown(gsat.home, "root")
+
+
+@pytest.mark.parametrize("damage", ["[1, 2]", "{\"host\": ", "directory"])
+def test_gqnodes_shows_a_host_with_an_unreadable_heartbeat_as_down(gsat, damage):
+    folder = gsat.home / "hosts" / "other"
+    folder.mkdir(parents=True)
+    if damage == "directory":
+        (folder / "heartbeat.json").mkdir()
+    else:
+        (folder / "heartbeat.json").write_text(damage)
+    proc = gsat.run("gqnodes")
+    assert proc.returncode == 0, proc.stderr
+    assert any(line.split()[:2] == ["other", "down"] for line in proc.stdout.splitlines()), proc.stdout
