@@ -5,9 +5,9 @@ controller that owns a job, and wait for its answer with a deadline.
 Never imports the controller; it starts one as a separate process.
 """
 
-from gsat import config as configmod, crashpoint, daemon, jobs, messages
+from gsat import config as configmod, configcheck, crashpoint, daemon, jobs, messages
 from gsat.channel import open_channel
-from gsat.errors import GsatError, NoSuchJob
+from gsat.errors import Damaged, GsatError, NoSuchJob, UsageError
 from gsat.layout import Layout
 from gsat.record import Record
 
@@ -42,6 +42,8 @@ def ensure_controller(ctx: Context) -> None:
 def channel(ctx: Context, host: str | None = None):
     """The channel to `host`'s controller (this host's is started if need be)."""
     host = host or ctx.config.host
+    if not configcheck.valid_host(host):  # it names a spool directory and a column of gqnodes
+        raise UsageError(f"invalid host name {host!r} (expected [A-Za-z0-9][A-Za-z0-9._-]{{0,63}})")
     if host == ctx.config.host:
         ensure_controller(ctx)
     else:
@@ -72,8 +74,13 @@ def store_and_notify(ctx: Context, spec: dict, script: bytes, count: int) -> tup
 
 
 def owner(ctx: Context, job_id: int) -> str:
-    """The host whose controller acts on the job (NoSuchJob if there is none)."""
-    job = jobs.load(ctx.layout, job_id)
+    """The host whose controller acts on the job (NoSuchJob if there is none).
+    A damaged job goes to the host its job.json names, else to ours: that
+    controller removes it on gqdel and refuses anything else."""
+    try:
+        job = jobs.load(ctx.layout, job_id)
+    except Damaged as exc:
+        return (exc.spec or {}).get("host") or ctx.config.host
     return job.state.host or job.spec.get("host") or ctx.config.host
 
 

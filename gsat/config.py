@@ -9,7 +9,8 @@ exists, so that the command-line tools start fast without one.
 
 import os
 
-from gsat.errors import UsageError
+from gsat import configcheck
+from gsat.errors import HomeUnusable, UsageError
 from gsat.paths import Path
 from gsat.record import Record
 
@@ -43,11 +44,6 @@ DEFAULTS = {
     },
 }
 
-SCHEDULERS = ("fifo", "nobatch")
-WATCHES = ("auto", "inotify", "poll")
-CHANNELS = ("file", "sysv")
-
-
 class Config(Record):
     __slots__ = ()
     FIELDS = {"home": None, "values": {}}
@@ -80,12 +76,18 @@ def share_dir() -> Path:
 
 
 def load(home: Path | None = None) -> Config:
+    """Defaults, then the user's file, then the environment; every value checked
+    (gsat.configcheck): a wrong one is one line naming its origin, exit 2."""
     home = home or gsat_home()
-    values = _merge(DEFAULTS, _read_user_file(home / "config.yaml"))
-    _apply_env(values)
+    path = home / "config.yaml"
+    user = _read_user_file(path)
+    values = _merge(DEFAULTS, user)
+    origins = dict.fromkeys(user, str(path))
+    _apply_env(values, origins)
     if not values["hostname"]:
         values["hostname"] = os.uname().nodename  # = socket.gethostname(), without importing socket
-    _validate(values)
+        origins["hostname"] = "this machine's name (set GSAT_HOSTNAME)"
+    configcheck.check_all(values, lambda key: origins.get(key, "the defaults"))
     return Config(home=home, values=values)
 
 
@@ -97,13 +99,13 @@ def _read_user_file(path: Path) -> dict:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        raise _unreadable(path, exc) from None
     key = [info.st_mtime_ns, info.st_size, info.st_ino]
     cache = path.with_name(".config.cache.json")
     from gsat import jsontext
     try:
         cached = jsontext.loads(cache.read_bytes())
-        if cached.get("key") == key:
+        if cached.get("key") == key and isinstance(cached.get("values"), dict):
             return cached["values"]
     except (OSError, ValueError, AttributeError):
         pass
@@ -120,8 +122,8 @@ def _read_user_file(path: Path) -> dict:
 def _parse_yaml(path: Path) -> dict:
     try:
         text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _unreadable(path, exc) from None
     import yaml
     try:
         data = yaml.safe_load(text) or {}
@@ -129,32 +131,22 @@ def _parse_yaml(path: Path) -> dict:
         raise UsageError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of keys")
-    unknown = sorted(set(data) - set(DEFAULTS))
+    unknown = sorted(map(str, set(data) - set(DEFAULTS)))
     if unknown:
         raise UsageError(f"{path}: unknown key {unknown[0]!r}")
     return data
 
 
-def _validate_sections(values: dict) -> None:
-    for section in ("mail", "mailgate"):
-        if not isinstance(values[section], dict):
-            raise UsageError(f"config {section}: expected a mapping of keys")
-        unknown = sorted(set(values[section]) - set(DEFAULTS[section]))
-        if unknown:
-            raise UsageError(f"config {section}: unknown key {unknown[0]!r}")
-        for key, default in DEFAULTS[section].items():
-            value = values[section][key]
-            if isinstance(default, (int, float)) and not isinstance(default, bool):
-                try:
-                    values[section][key] = type(default)(value)
-                except (TypeError, ValueError):
-                    raise UsageError(f"config {section}.{key}: {value!r} is not a number") from None
-    if values["mailgate"]["imap_security"] not in ("tls", "starttls"):
-        raise UsageError("config mailgate.imap_security: must be tls or starttls")
+def _unreadable(path: Path, exc: Exception) -> Exception:
+    """A config that exists but cannot be read: someone else's GSAT_HOME (or
+    a mode that locks us out) is unusable (exit 6); anything else is ours to fix."""
+    if isinstance(exc, PermissionError):
+        return HomeUnusable(f"cannot read {path}: {exc.strerror}")
+    return UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
 
 
 def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in base.items()}
     for key, value in over.items():
         if isinstance(base.get(key), dict) and isinstance(value, dict):
             out[key] = {**base[key], **value}
@@ -163,29 +155,22 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _apply_env(values: dict) -> None:
-    env = os.environ
-    for key, var in (("hostname", "GSAT_HOSTNAME"), ("watch", "GSAT_WATCH"), ("channel", "GSAT_CHANNEL")):
-        if env.get(var):
-            values[key] = env[var]
-    if env.get("GSAT_POLL_INTERVAL"):
-        values["poll_interval"] = env["GSAT_POLL_INTERVAL"]
+ENVIRONMENT = (("hostname", "GSAT_HOSTNAME"), ("watch", "GSAT_WATCH"), ("channel", "GSAT_CHANNEL"),
+               ("poll_interval", "GSAT_POLL_INTERVAL"))
 
 
-def _validate(values: dict) -> None:
-    for key, allowed in (("scheduler", SCHEDULERS), ("watch", WATCHES), ("channel", CHANNELS)):
-        if values[key] not in allowed:
-            raise UsageError(f"config {key}: {values[key]!r} is not one of {', '.join(allowed)}")
-    for key in ("slots", "kill_grace", "poll_interval", "timeout", "service_timeout", "heartbeat_interval",
-                "idle_heartbeat_interval"):
-        try:
-            values[key] = type(DEFAULTS[key])(values[key])
-        except (TypeError, ValueError):
-            raise UsageError(f"config {key}: {values[key]!r} is not a number") from None
-        if values[key] <= 0:
-            raise UsageError(f"config {key}: must be positive")
-    _validate_sections(values)
-    host = str(values["hostname"])
-    if not host or "/" in host or host.startswith("."):
-        raise UsageError(f"hostname {host!r} cannot name a spool directory")
-    values["hostname"] = host
+def _apply_env(values: dict, origins: dict) -> None:
+    """The environment overrides; `origins` notes which variable set a key."""
+    for key, var in ENVIRONMENT:
+        text = os.environ.get(var)
+        if text:
+            values[key], origins[key] = _from_env(key, text), var
+
+
+def _from_env(key: str, text: str):
+    if key != "poll_interval":
+        return text
+    try:
+        return float(text)  # "nan" and "inf" parse: configcheck refuses them
+    except ValueError:
+        return text

@@ -28,7 +28,7 @@ from gsat import states, summary
 from gsat.channel import FileChannel, open_channel
 from gsat.config import Config, share_dir
 from gsat.dispatcher import Dispatcher
-from gsat.errors import GsatError, Refused, UsageError
+from gsat.errors import Damaged, GsatError, Refused, UsageError
 from gsat.jobs import Job, change_state
 from gsat.layout import Layout
 from gsat.runs import Runs
@@ -236,11 +236,24 @@ class Controller(Runs):
             self.max_seen = max(self.max_seen, job_id)
 
     def _on_delete(self, job_id: int, msg, now: float) -> None:
-        job = self._owned(job_id)
+        try:
+            job = self._owned(job_id)
+        except Damaged as exc:
+            return self._delete_damaged(exc)
         if job.state.state == states.RUNNING:
             self._interrupt(job, "delete", signal.SIGTERM, now)
         else:
             self._transition(job, "delete", now)
+
+    def _delete_damaged(self, exc: Damaged) -> None:
+        """gqdel of a job whose files cannot be read: no events (its spec may be
+        unreadable), a tombstone, and a summary row so that gqstat's table agrees."""
+        owner = (exc.spec or {}).get("host") or self.host
+        if owner != self.host:
+            raise Refused(f"job {exc.job} belongs to host {owner}")
+        log.warning("job %d is damaged (%s): deleted", exc.job, exc.reason)
+        jobs.entomb_damaged(self.layout, exc.job, self.host, exc.spec)
+        self.note(jobs.load(self.layout, exc.job, deleted_ok=True))
 
     def _on_hold(self, job_id: int, msg, now: float) -> None:
         job = self._owned(job_id)

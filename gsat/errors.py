@@ -15,6 +15,7 @@ HOME_UNUSABLE = 6
 # gqwait's own values (SPEC §4)
 WAIT_TIMEOUT = 124
 EXIT_LOST = 255
+EXIT_NOT_STARTED = 127  # a job that could not be started (its job type is unusable), as a shell says
 
 
 class GsatError(Exception):
@@ -35,6 +36,18 @@ class UsageError(GsatError):
 
 class NoSuchJob(GsatError):
     code = NO_SUCH_JOB
+
+
+class Damaged(NoSuchJob):
+    """A job whose files cannot be read (SPEC §11): listed in state `damaged`
+    with `reason`; gqdel removes it, other commands refuse it (exit 1).  A
+    NoSuchJob, so that a reader that skips unknown jobs skips it too."""
+
+    code = REFUSED
+
+    def __init__(self, job: int, reason: str, spec: dict | None = None):
+        super().__init__(f"job {job} is damaged: {reason}")
+        self.job, self.reason, self.spec = job, reason, spec
 
 
 class NotAllowed(GsatError):

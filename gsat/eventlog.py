@@ -27,12 +27,19 @@ def append(jobdir, event: dict, sync: bool = False) -> None:
 
 
 def read(jobdir) -> list[dict]:
-    """Every event of the job, oldest first; a torn last line is skipped."""
-    data = fsutil.read_bytes(os.path.join(jobdir, "events.log"), limit=16 << 20) or b""
+    """Every event of the job, oldest first; a torn last line (or any line
+    that is not a JSON object: a crash mid-append, a careless edit) is skipped,
+    and so is a log that cannot be read at all."""
+    try:
+        data = fsutil.read_bytes(os.path.join(jobdir, "events.log"), limit=16 << 20) or b""
+    except OSError:  # a symlink or a directory there: no events to show
+        return []
     out = []
     for line in data.splitlines():
         try:
-            out.append(jsontext.loads(line))
+            event = jsontext.loads(line)
         except ValueError:
             continue
+        if isinstance(event, dict):
+            out.append(event)
     return out

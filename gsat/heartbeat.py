@@ -34,10 +34,13 @@ def write(layout, record: dict) -> None:
 
 
 def read(layout, host: str) -> dict | None:
+    """The host's last heartbeat; None when there is none or it cannot be read
+    (torn, garbage, a symlink or a directory: gqnodes shows the host down)."""
     try:
-        return fsutil.read_json(path(layout, host))
-    except ValueError:
+        record = fsutil.read_json(path(layout, host))
+    except (ValueError, OSError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def compose(config, started: float, now: float, up: bool, running: list[int], interval: float) -> dict:

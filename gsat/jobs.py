@@ -23,8 +23,8 @@ import errno
 import os
 import stat
 
-from gsat import crashpoint, fsutil, jsontext, states, trust
-from gsat.errors import NoSuchJob, Refused, Untrusted, UsageError
+from gsat import crashpoint, damage, fsutil, jsontext, states, trust
+from gsat.errors import Damaged, NoSuchJob, Refused, Untrusted, UsageError
 from gsat.layout import JOB_DIGITS, Layout
 from gsat.record import Record
 
@@ -45,6 +45,7 @@ class State(Record):
         "exit": None,
         "suspended": False,
         "pending": None,     # "delete" or "hold" while the job is being killed
+        "reason": None,      # why it failed without running (an unusable job type), or is damaged
     }
 
     @classmethod
@@ -77,7 +78,7 @@ def change_state(job: Job, action: str, now: float) -> str:
     if action == "start":
         st.run += 1
         st.attempt += 1
-        st.started, st.ended, st.exit = now, None, None
+        st.started, st.ended, st.exit, st.reason = now, None, None, None
     elif action == "restart":
         st.restarts += 1
     elif action == "requeue":  # the interrupted start never ran: same GSAT_RUN next time
@@ -240,6 +241,9 @@ def job_ids(layout: Layout) -> list[int]:
     return sorted([int(name) for name in names if name.isdigit() and len(name) >= JOB_DIGITS])
 
 
+MAX_ID = 10 ** 18  # more digits than any file system's name allows: no such job, not an OSError
+
+
 def open_dir(layout: Layout, job: int) -> int:
     """A descriptor of jobs/N, opened without following a symlink: NoSuchJob
     when there is none, Untrusted when it is not a directory of ours that
@@ -260,14 +264,14 @@ def open_dir(layout: Layout, job: int) -> int:
 
 def _not_a_directory(job: int, folder) -> None:
     """Untrusted for a symlink or another user's file; a file of ours is a
-    damaged record (NoSuchJob)."""
+    damaged record."""
     try:
         info = os.lstat(folder)
     except FileNotFoundError:
         raise NoSuchJob(f"no such job {job}") from None
     if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid():
         _refuse(job, trust.info_problem(folder, info))
-    raise NoSuchJob(f"job {job}: unreadable record ({folder} is not a directory)")
+    raise Damaged(job, f"{folder} is not a directory")
 
 
 def _refuse(job: int, reason: str):
@@ -275,25 +279,50 @@ def _refuse(job: int, reason: str):
 
 
 def load(layout: Layout, job: int, deleted_ok: bool = False) -> Job:
-    """The job as it is on disk; NoSuchJob for unknown (or deleted) ids,
-    Untrusted for a directory that is not ours (read through none of it)."""
+    """The job as it is on disk.  NoSuchJob for unknown (or deleted) ids;
+    Untrusted for a directory that is not ours (read through none of it);
+    errors.Damaged (a NoSuchJob) when its files cannot be read (gsat.damage)."""
+    if not 0 < job < MAX_ID:
+        raise NoSuchJob(f"no such job {job}")
     fd = open_dir(layout, job)
     try:
-        spec = fsutil.read_json("job.json", dir_fd=fd)
-        state = fsutil.read_json("state.json", dir_fd=fd)
-    except (ValueError, NotADirectoryError):
-        raise NoSuchJob(f"job {job}: unreadable record") from None
+        return _load_from(job, layout.job_dir(job), fd, deleted_ok)
     finally:
         os.close(fd)
-    if not isinstance(spec, (dict, type(None))):
-        raise NoSuchJob(f"job {job}: unreadable record")
-    if spec is None or (state or {}).get("state") == states.DELETED and not deleted_ok:
-        raise NoSuchJob(f"no such job {job}")
+
+
+def _load_from(job: int, folder, fd: int, deleted_ok: bool) -> Job:
     try:
-        state = State.from_dict(state) if state else initial_state(spec)
-    except (ValueError, TypeError):
-        raise NoSuchJob(f"job {job}: unreadable state") from None
-    return Job(job, fix_array_id(spec, job), state)
+        state = damage.read_record(job, folder, "state.json", fd)
+    except Damaged as exc:  # say what it was, when job.json can tell
+        raise Damaged(job, exc.reason, _spec_if_sound(job, folder, fd)) from None
+    if state is not None and state.get("state") == states.DELETED and not deleted_ok:
+        raise NoSuchJob(f"no such job {job}")
+    spec = damage.read_record(job, folder, "job.json", fd)
+    if spec is None:
+        raise Damaged(job, "job.json is missing")
+    spec = damage.check_spec(job, spec)
+    if state is None:
+        return Job(job, fix_array_id(spec, job), initial_state(spec))
+    return Job(job, fix_array_id(spec, job), State.from_dict(damage.check_state(job, state, spec)))
+
+
+def _spec_if_sound(job: int, folder, fd: int) -> dict | None:
+    try:
+        return damage.check_spec(job, damage.read_record(job, folder, "job.json", fd) or {}) or None
+    except Damaged:
+        return None
+
+
+def load_or_damaged(layout: Layout, job: int) -> Job:
+    """load() for listings: a damaged job comes back as a Job in state
+    `damaged`, its reason in state.reason, its spec when that could be read."""
+    try:
+        return load(layout, job)
+    except Damaged as exc:
+        return Job(job, exc.spec or {}, State(state=states.DAMAGED, reason=exc.reason))
+    except Untrusted as exc:  # listed, never read through
+        return Job(job, {}, State(state=states.DAMAGED, reason=str(exc)))
 
 
 def initial_state(spec: dict) -> State:
@@ -335,6 +364,25 @@ def bury(layout: Layout, job: Job) -> None:
                     pass
     finally:
         os.close(fd)
+
+
+def entomb_damaged(layout: Layout, job: int, host: str, spec: dict | None) -> None:
+    """Turn a damaged job into a tombstone (gqdel): state.json says deleted,
+    an unreadable job.json is replaced, every other file goes.  Its directory
+    must be a real one of ours: nothing is removed through a symlink."""
+    import stat
+    folder = layout.job_dir(job)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise Refused(f"job {job}: {folder} is not a directory of yours; remove it by hand")
+    for name in ("state.json", "job.json"):  # a directory there cannot be replaced by a file
+        if os.path.isdir(folder / name) and not os.path.islink(folder / name):
+            os.rename(folder / name, folder / f".damaged.{name}.{os.getpid()}")  # bury() removes it
+    tomb = Job(job, spec or {}, State(state=states.DELETED, host=host, reason="damaged; deleted"))
+    save(layout, tomb)
+    if spec is None:
+        fsutil.write_json(folder / "job.json", {"damaged": True}, sync=False)
+    bury(layout, tomb)
 
 
 def parse_id(text: str) -> int:

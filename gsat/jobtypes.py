@@ -9,8 +9,9 @@ when it is restarted.
       X509_USER_PROXY: ...    # $VARS expand against the job environment and $UID
 
 The user's GSAT_HOME/jobtypes/NAME.yaml overrides the shipped one of the
-same name.  Only the controller parses these files (PyYAML); the tools only
-check that a type exists.
+same name.  Every key is checked when a file is read (load): a wrong one is a
+UsageError naming the file and the key.  The controller parses these
+files (PyYAML); gqsub only when a type is named (-T), to refuse a bad one.
 """
 
 
@@ -26,6 +27,11 @@ class JobType(Record):
     FIELDS = {"name": "default", "hold_signal": 15, "restart_on": (), "restart_limit": 0, "environment": {}}
 
 
+def check(name: str, dirs: list[Path]) -> None:
+    """UsageError unless type `name` exists and every key of its file is right."""
+    load(name, dirs)
+
+
 def find(name: str, dirs: list[Path]) -> Path:
     """The file that defines type `name`; UsageError when there is none."""
     if not name or "/" in name or name.startswith("."):
@@ -38,23 +44,72 @@ def find(name: str, dirs: list[Path]) -> Path:
 
 
 def load(name: str, dirs: list[Path]) -> JobType:
+    """The job type `name`, every key checked: UsageError naming the file and
+    the key when one is wrong (gqsub -T exits 2 on it; the controller fails a
+    job whose type went bad after it was submitted, gsat.runs)."""
     import yaml
-
-    from gsat import signames
     path = find(name, dirs)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UsageError(f"{path}: {exc}") from None
-    if not isinstance(data, dict) or set(data) - KEYS:
-        raise UsageError(f"{path}: expected keys among {', '.join(sorted(KEYS))}")
-    return JobType(
-        name=name,
-        hold_signal=signames.parse(data.get("hold_signal", "TERM")),
-        restart_on=tuple(int(v) for v in data.get("restart_on") or ()),
-        restart_limit=int(data.get("restart_limit", 0)),
-        environment={str(k): str(v) for k, v in (data.get("environment") or {}).items()},
-    )
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of keys among {', '.join(sorted(KEYS))}")
+    unknown = sorted(map(str, set(data) - KEYS))
+    if unknown:
+        raise UsageError(f"{path}: unknown key {unknown[0]!r} (expected keys among {', '.join(sorted(KEYS))})")
+    values = {}
+    for key, check in CHECKS.items():
+        try:
+            values[key] = check(data[key]) if key in data else JobType.FIELDS[key]
+        except (UsageError, TypeError, ValueError) as exc:
+            raise UsageError(f"{path}: {key}: {exc}") from None
+    if not isinstance(data.get("description", ""), str):
+        raise UsageError(f"{path}: description: expected a text")
+    return JobType(name=name, **values)
+
+
+def _signal(value) -> int:
+    from gsat import signames
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"expected a signal name or number, got {value!r}")
+    try:
+        return signames.parse(str(value))
+    except UsageError:
+        raise ValueError(f"expected a signal name or number, got {value!r}") from None
+
+
+def _exit_values(value) -> tuple:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(_is_exit_value(v) for v in value):
+        raise ValueError(f"expected a list of exit values 0-255, got {value!r}")
+    return tuple(value)
+
+
+def _is_exit_value(value) -> bool:
+    return type(value) is int and 0 <= value <= 255
+
+
+def _count(value) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _environment(value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k and "=" not in k and isinstance(v, (str, int, float)) and not isinstance(v, bool)
+            for k, v in value.items()):
+        raise ValueError(f"expected a mapping of variable names to texts or numbers, got {value!r}")
+    return {k: str(v) for k, v in value.items()}
+
+
+CHECKS = {"hold_signal": _signal, "restart_on": _exit_values, "restart_limit": _count,
+          "environment": _environment}
 
 
 class Catalog:

@@ -5,7 +5,8 @@ milliseconds of a command-line tool's start-up; writers need none of it.
 dumps() produces what json.dumps(obj, separators=(",", ":"),
 ensure_ascii=False, sort_keys=...) produces for dicts, lists, tuples, str,
 int, float, bool and None, with the C string escaper json itself uses.
-loads() drives the same C scanner json uses, through a minimal context.
+loads() drives the same C scanner json uses, through a minimal context;
+every malformed document raises ValueError, as json.loads does.
 """
 
 from _json import encode_basestring
@@ -85,8 +86,13 @@ def loads(text: str | bytes):
     start = len(text) - len(text.lstrip(" \t\n\r"))
     try:
         value, end = _scan(text, start)
-    except StopIteration:
-        raise ValueError(f"not JSON at offset {start}") from None
+    except StopIteration as exc:
+        raise ValueError(f"not JSON at offset {exc.value}") from None
+    except SystemError:
+        # Python 3.11's scanner builds its error from json.decoder, looked up
+        # in sys.modules only: where json was never imported (the point of
+        # this module), it returns NULL without an exception set
+        raise ValueError("not JSON") from None
     if text[end:].strip(" \t\n\r"):
         raise ValueError(f"extra data at offset {end}")
     return value

@@ -41,7 +41,7 @@ import os
 import time
 
 from gsat import crashpoint, eventlog, jobs, procinfo, services, shepherd, states, summary
-from gsat.errors import NoSuchJob, Untrusted
+from gsat.errors import Damaged, NoSuchJob, Untrusted
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,9 @@ def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
         job = jobs.load(ctrl.layout, job_id, deleted_ok=True)
     except Untrusted as exc:
         return set_aside(ctrl, job_id, str(exc))
+    except Damaged as exc:  # listed as damaged by gqstat; gqdel removes it
+        log.warning("%s; left alone", exc)
+        return
     except NoSuchJob:
         return
     st = job.state

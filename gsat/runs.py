@@ -17,7 +17,7 @@ import os
 import time
 
 from gsat import crashpoint, fifo, messages, scheduler, shepherd, states
-from gsat.errors import EXIT_LOST, GsatError
+from gsat.errors import EXIT_LOST, EXIT_NOT_STARTED, GsatError
 from gsat.jobs import Job, State, change_state
 
 log = logging.getLogger(__name__)
@@ -34,20 +34,42 @@ class Runs:
             self._start(job, now)
 
     def _start(self, job: Job, now: float) -> None:
+        problem = self._jobtype_problem(job)
+        if problem:
+            return self._reject(job, problem, now)
         event = change_state(job, "start", now)
         job.state.host = self.host
         self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
         crashpoint.at("start.saved")
         try:
             pid = self._shepherd_for(self._run_spec(job))
-        except OSError as exc:  # no fork (EAGAIN, ENOMEM): the run is lost, not the controller
-            log.error("job %d: cannot start a shepherd: %s", job.id, exc)
+        except Exception as exc:  # no fork (EAGAIN, ENOMEM), or a job.json it cannot run:
+            log.exception("job %d: cannot start a shepherd", job.id)  # the run is lost, not the controller
+            if not isinstance(exc, OSError):
+                job.state.reason = f"cannot start: {exc!r}"
             self.run_ended(job, now)
             return
         self.children[pid] = (job.id, job.state.attempt)
         crashpoint.at("start.handed")
         self.running_changed = True
         self._event(job, event)
+
+    def _jobtype_problem(self, job: Job) -> str | None:
+        """Why the job's type cannot be used now (its file went missing or
+        wrong after the job was submitted), or None."""
+        name = job.spec.get("jobtype", "default")
+        try:
+            self.catalog.get(name)
+        except (GsatError, OSError) as exc:
+            return f"job type {name} is unusable: {exc}"
+        return None
+
+    def _reject(self, job: Job, reason: str, now: float) -> None:
+        """A queued job that cannot start fails at once with `reason`, never
+        half-started: no JOB_START, gqwait returns, gqdel and gqhold work."""
+        log.error("job %d cannot start: %s", job.id, reason)
+        job.state.exit, job.state.reason = EXIT_NOT_STARTED, reason
+        self._transition(job, "reject", now)
 
     def _shepherd_for(self, spec: shepherd.RunSpec) -> int:
         """The pid of the shepherd that runs `spec`: an idle pooled one, or a new fork."""

@@ -12,10 +12,12 @@ SUSPENDED = "suspended"  # shown for a stopped running job; stored as running + 
 FINISHED = "finished"
 FAILED = "failed"
 DELETED = "deleted"      # tombstone kept so that the id is never reused
+DAMAGED = "damaged"      # shown, never stored: a job whose files cannot be read (gsat.jobs)
 
 ACTIVE = (QUEUED, HELD, RUNNING)
 ENDED = (FINISHED, FAILED)
-SHOWN = (QUEUED, HELD, RUNNING, SUSPENDED, FINISHED, FAILED)
+SHOWN = (QUEUED, HELD, RUNNING, SUSPENDED, FINISHED, FAILED, DAMAGED)
+STORED = (QUEUED, HELD, RUNNING, FINISHED, FAILED, DELETED)  # what state.json may say
 
 # Events a controller fires (SPEC §6); user events may not take these names.
 QSUB = "QSUB"
@@ -54,6 +56,7 @@ ALLOWED = {
     (RUNNING, "fail"): FAILED,
     (RUNNING, "restart"): QUEUED,
     (RUNNING, "requeue"): QUEUED,  # a start that a crash interrupted before the job ran
+    (QUEUED, "reject"): FAILED,    # it cannot start (its job type is unusable): see State.reason
     (QUEUED, "delete"): DELETED,
     (HELD, "delete"): DELETED,
     (RUNNING, "delete"): DELETED,
@@ -69,6 +72,7 @@ EVENT_OF = {
     "fail": JOB_FAILED,
     "restart": JOB_RESTART,
     "requeue": None,
+    "reject": JOB_FAILED,
     "delete": JOB_DELETE,
 }
 

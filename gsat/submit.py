@@ -11,12 +11,11 @@ an option can.
 import os
 import time
 
-from gsat import environment, jobtypes, options, states
+from gsat import configcheck, environment, jobtypes, options, states
 from gsat.errors import UsageError
 
 MAX_ARRAY = 100000
 MAX_SCRIPT = 16 << 20
-HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
 def directives(script: bytes) -> dict:
@@ -53,10 +52,13 @@ def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str
     if not os.path.isdir(workdir):
         raise UsageError(f"working directory {workdir} does not exist")
     jobtype = opts.get("jobtype", "default")
-    jobtypes.find(jobtype, jobtype_dirs)
+    if "jobtype" in opts:  # named: parsed and checked now (PyYAML); the default only found
+        jobtypes.check(jobtype, jobtype_dirs)
+    else:
+        jobtypes.find(jobtype, jobtype_dirs)
     host = opts.get("host")
-    if host is not None and not (host and host[0].isalnum() and set(host) <= HOST_CHARS and len(host) < 254):
-        raise UsageError(f"invalid host name {host!r}")
+    if host is not None and not configcheck.valid_host(host):
+        raise UsageError(f"-q: invalid host name {host!r} (expected [A-Za-z0-9][A-Za-z0-9._-]{{0,63}})")
     if opts.get("join") not in (None, "oe", "eo", "n"):
         raise UsageError(f"-j takes oe, eo or n, not {opts['join']!r}")
     return {

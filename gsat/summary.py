@@ -9,7 +9,8 @@
 (tab-separated).  KEY is the job directory's name (the id, zero-padded),
 STATE the shown state (suspended included), empty fields are "-", NAME
 the first 24 characters of the name with tabs and newlines replaced by
-spaces, RUN and the times as recorded (Unix seconds; SUBMITTED whole).
+spaces and other control characters escaped (gsat.text: gqstat prints it
+as it is), RUN and the times as recorded (Unix seconds; SUBMITTED whole).
 SPAN (the last run's length; "" while it runs) and TIMES (submitted,
 started and ended as one text, columns aligned) are what gqstat prints,
 rendered by gsat.timefmt in the controller's time zone ZONE: a gqstat in
@@ -27,6 +28,7 @@ yet); `gqstat -f`, `--json` and `gqstat ID` read the job files themselves.
 import os
 
 from gsat import fsutil, states, timefmt
+from gsat.text import printable
 from gsat.layout import JOB_DIGITS
 
 NAME = "summary.tsv"
@@ -38,7 +40,7 @@ TIMES_HEADING = f"{'SUBMITTED':{STAMP}}  {'STARTED':{STAMP}}  ENDED"
 
 def row(job) -> str:
     st, spec = job.state, job.spec
-    name = (spec.get("name") or "")[:24].replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    name = printable((spec.get("name") or "").replace("\t", " ").replace("\n", " ").replace("\r", " "))[:24]
     return "\t".join(fields(f"{job.id:0{JOB_DIGITS}d}", job.shown_state, st.host or spec.get("host"),
                             st.exit, name, st.run, _second(spec.get("submitted")), st.started, st.ended)) + "\n"
 

@@ -84,3 +84,46 @@ def test_gqsub_imports_none_of_what_it_avoids():
             " 'psutil', 'gnupg', 'subprocess', 'shlex', 'typing') if x in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def mutations(rnd, text: str):
+    """Truncations and one-character edits of a valid JSON text."""
+    yield from (text[:i] for i in range(len(text)))
+    for _ in range(60):
+        i = rnd.randrange(len(text) + 1)
+        c = rnd.choice('{}[],:"\\ 0123456789-+.eEtfnulrsaNI\x00\x1f\u00e9\ud800')
+        yield text[:i] + c + text[i:]            # inserted
+        yield text[:i] + c + text[i + 1:]        # replaced
+        yield text[:i] + text[i + 1:]            # deleted
+
+
+def test_jsontext_refuses_with_value_error_all_json_refuses_in_a_process_without_json():
+    """The scanner's own errors need json.decoder, which the tools never import:
+    checked in a fresh interpreter, over truncations and mutations of valid texts."""
+    rnd = random.Random(11)
+    cases = []
+    for _ in range(120):
+        cases += mutations(rnd, jsontext.dumps(random_value(rnd)))
+    cases += ['{"a": "x', '[1 2]', '{"a" 1}', '"\\u12"', '"\\q"', '[1,2', '{"a":1,}', '"a\nb"', " ", "01"]
+    expected = []
+    for case in cases:
+        try:
+            expected.append(repr(json.loads(case)))
+        except ValueError:
+            expected.append("ValueError")
+    code = ("import sys; from gsat import jsontext\n"
+            "cases = eval(sys.stdin.read())\n"
+            "for case in cases:\n"
+            "    try:\n"
+            "        print(repr(jsontext.loads(case)))\n"
+            "    except ValueError:\n"
+            "        print('ValueError')\n"
+            "    except Exception as exc:\n"
+            "        print(type(exc).__name__)\n"
+            "assert 'json.decoder' not in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", code], input=repr(cases), capture_output=True, text=True,
+                         check=True)
+    got = out.stdout.splitlines()
+    assert len(got) == len(cases)
+    wrong = [(c, e, g) for c, e, g in zip(cases, expected, got) if e != g]
+    assert not wrong, wrong[:5]

@@ -16,10 +16,10 @@ PKG = ROOT / "gsat"
 
 # lower layers may never import higher ones
 LAYERS = [
-    {"errors", "states", "messages", "config", "layout", "trust", "signames", "options", "record", "jsontext",
-     "paths", "timefmt", "crashpoint",
+    {"errors", "states", "messages", "config", "configcheck", "layout", "trust", "signames", "options", "record",
+     "jsontext", "paths", "text", "timefmt", "crashpoint",
      "lazylog", "sigstatus"},
-    {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
+    {"fsutil", "damage", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
      "heartbeat", "procstats", "summary", "mailparse", "openpgp", "mailstate", "mailsources"},
     {"jobs", "jobtypes", "environment", "shepherd", "spare", "scheduler", "eventlog", "submit",
      "recovery", "guard", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing",

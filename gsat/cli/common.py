@@ -6,6 +6,7 @@ import os
 import sys
 
 from gsat import __version__
+from gsat.text import printable  # noqa: F401  (the commands print through it)
 from gsat.errors import HOME_UNUSABLE, REFUSED, USAGE, GsatError, UsageError
 
 
@@ -20,6 +21,30 @@ def parser(prog: str, description: str, **kw):
     p = Parser(prog=prog, description=description, **kw)
     p.add_argument("--version", action="version", version=f"{prog} (gsat) {__version__}")
     return p
+
+
+def seconds(zero_ok: bool = False):
+    """An argparse type: a finite number of seconds > 0 (>= 0 when zero_ok);
+    NaN, infinities and negatives are usage errors, not tracebacks."""
+    from gsat import configcheck
+    check = configcheck.seconds(None if zero_ok else 0.0)
+
+    def parse(text: str) -> float:
+        import argparse
+        try:
+            return check(float(text))
+        except ValueError as exc:  # float()'s own, or configcheck.Bad
+            what = exc if isinstance(exc, configcheck.Bad) else "expected a number of seconds"
+            raise argparse.ArgumentTypeError(f"{what}, not {text!r}") from None
+    return parse
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    if not (text.isascii() and text.isdigit()):
+        import argparse
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
+    return int(text)
 
 
 def run(prog: str, main, argv=None) -> None:
@@ -76,4 +101,4 @@ def report(prog: str, results: dict) -> int:
     return first
 
 
-__all__ = ["parser", "run", "say", "job_ids", "report", "USAGE"]
+__all__ = ["parser", "run", "say", "printable", "job_ids", "report", "USAGE"]

@@ -4,8 +4,8 @@ import json
 import sys
 import time
 
-from gsat import daemon, heartbeat
-from gsat.cli.common import parser, readable_config, run
+from gsat import config as configmod, daemon, heartbeat
+from gsat.cli.common import parser, printable, readable_config, run
 from gsat.layout import Layout
 
 PROG = "gqnodes"
@@ -46,6 +46,7 @@ def _table(nodes: list[dict]) -> str:
         str(n["slots"] or "-"), " ".join(f"{x:.2f}" for x in n["load"] or []) or "-",
         _bytes((n["memory"] or {}).get("available")),
         "-" if n["heartbeat_age"] is None else f"{n['heartbeat_age']:.0f}s") for n in nodes]
+    rows = [tuple(map(printable, r)) for r in rows]  # host names come from directory names
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows)
 

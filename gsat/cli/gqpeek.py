@@ -3,8 +3,8 @@ follows it live until the job ends and exits with the job's exit value."""
 
 import sys
 
-from gsat import jobs
-from gsat.cli.common import job_ids, parser, readable_config, run
+from gsat import config as configmod, jobs
+from gsat.cli.common import count, job_ids, parser, readable_config, run
 from gsat.layout import Layout
 
 PROG = "gqpeek"
@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("-e", dest="stderr", action="store_true", help="standard error instead")
     p.add_argument("-f", dest="follow", action="store_true",
                    help="follow until the job ends, then exit with its exit value")
-    p.add_argument("-n", dest="lines", type=int, metavar="N", help="only the last N lines")
+    p.add_argument("-n", dest="lines", type=count, metavar="N", help="only the last N lines")
     p.add_argument("id", metavar="ID")
     args = p.parse_args(argv)
     (job_id,) = job_ids([args.id])

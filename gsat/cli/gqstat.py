@@ -6,8 +6,8 @@ import os
 import sys
 import time
 
-from gsat import __version__, eventlog, jobs, options, states, summary, timefmt
-from gsat.cli.common import job_ids, readable_config, run, say
+from gsat import __version__, config as configmod, eventlog, jobs, options, states, summary, timefmt
+from gsat.cli.common import job_ids, printable, readable_config, run, say
 from gsat.errors import NO_SUCH_JOB, NoSuchJob, UsageError
 from gsat.layout import JOB_DIGITS, Layout
 
@@ -57,15 +57,28 @@ def main(argv: list[str]) -> int:
     found, code = [], 0
     for job_id in wanted:
         try:
-            found.append(jobs.load(layout, job_id))
+            found.append(_load(layout, job_id))
         except NoSuchJob as exc:
             if args.ids:
                 say(PROG, str(exc))
                 code = NO_SUCH_JOB
     found = [j for j in found if _matches(j, args)]
+    if not (args.full or args.json):  # the table has no column for the reason
+        _say_damaged(found)
     out = _json(found) if args.json else _full(layout, found) if args.full else _table(map(_row, found))
     sys.stdout.write(out)
     return code
+
+
+def _load(layout, job_id: int):
+    """The job from its files; a damaged one as a job in state `damaged`."""
+    return jobs.load_or_damaged(layout, job_id)
+
+
+def _say_damaged(found) -> None:
+    for job in found:
+        if job.state.state == states.DAMAGED:
+            say(PROG, f"job {job.id} is damaged: {printable(job.state.reason)}; gqdel {job.id} removes it")
 
 
 def _matches(job, args) -> bool:
@@ -83,7 +96,7 @@ def record(job) -> dict:
             "jobtype": job.spec.get("jobtype"), "workdir": job.spec.get("workdir"),
             "user": job.spec.get("user"), "array": job.spec.get("array"),
             "stdout": job.spec.get("stdout"), "stderr": job.spec.get("stderr"),
-            "pending": st.pending}
+            "pending": st.pending, "reason": st.reason}
 
 
 def _json(found) -> str:
@@ -101,8 +114,8 @@ def _full(layout, found) -> str:
         fields["events"] = ",".join(e.get("name", "?") for e in eventlog.read(jobdir))
         fields["jobdir"] = str(jobdir)
         fields["service_logs"] = str(jobdir / "services")
-        lines = [f"{k}={_flat(v)}" for k, v in fields.items()]
-        lines += [f"spec.{k}={_flat(v)}" for k, v in sorted(job.spec.items()) if k != "env"]
+        lines = [f"{k}={printable(_flat(v))}" for k, v in fields.items()]
+        lines += [f"spec.{printable(k)}={printable(_flat(v))}" for k, v in sorted(job.spec.items()) if k != "env"]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
 
@@ -131,13 +144,17 @@ def _fast_rows(layout, args) -> list[tuple]:
     gqstat with 10,000 jobs: the summary holds the texts it prints, and it
     calls no function per row that an index can replace."""
     known = summary.read_all(layout)
+    damaged = []
     for key in _unnamed(layout, known):
         if key.isdigit():
             try:
-                job = jobs.load(layout, int(key))
+                job = _load(layout, int(key))
             except NoSuchJob:
                 continue
             known[key] = summary.row(job).rstrip("\n").split("\t", summary.SHOWN)
+            if job.state.state == states.DAMAGED and _matches(job, args):
+                damaged.append(job)
+    _say_damaged(sorted(damaged, key=lambda j: j.id))
     keys = sorted(known)
     if keys and max(map(len, keys)) > JOB_DIGITS:  # ids past 9,999,999 have more digits
         keys.sort(key=lambda k: (len(k), k))
@@ -172,6 +189,8 @@ def _unnamed(layout, known: dict) -> set[str]:
 
 
 def _table(rows) -> str:
+    """Rows as columns.  Their texts are printable already: summary.row escapes
+    a name's control characters, and host names are checked where read."""
     rows = [COLUMNS, *rows]
     widths = [max(map(len, column)) for column in zip(*rows)]  # C-speed for 10,000 rows
     line = "  ".join(f"%-{w}s" for w in widths[:-1]) + "  %s"  # the last column unpadded

@@ -4,6 +4,7 @@ The hot path of the whole system: it imports nothing it can avoid (no
 argparse, json, re or dataclasses; see gsat.options and gsat.jsontext)."""
 
 import os
+import stat  # loaded by os already: free
 import sys
 
 from gsat import __version__, client, jsontext, options, submit
@@ -58,15 +59,26 @@ def _split_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _read_script(name: str) -> bytes:
+    """The script: stdin for "-", else a regular file.  Opened without
+    blocking and looked at first: a FIFO or a device would hang gqsub (or
+    never end), so anything but a regular file is a usage error."""
     if name == "-":
         if sys.stdin.isatty():
             raise UsageError("no script given and stdin is a terminal")
         return sys.stdin.buffer.read(submit.MAX_SCRIPT + 1)
     try:
-        with open(name, "rb") as f:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UsageError(f"{name} is not a regular file (give a file, or - for stdin)")
+        with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read(submit.MAX_SCRIPT + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def entry() -> None:

@@ -6,7 +6,7 @@ import logging
 import sys
 
 from gsat import client, config as configmod, daemon, messages
-from gsat.cli.common import parser, run as run_main, say
+from gsat.cli.common import parser, run as run_main, say, seconds
 from gsat.errors import UNREACHABLE, Refused
 from gsat.layout import Layout
 
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     p = parser(PROG, "Start, stop, query or run (in the foreground) this host's controller.")
     p.add_argument("action", choices=("start", "stop", "status", "run"))
     p.add_argument("--kill-jobs", action="store_true", help="stop: terminate running jobs too")
-    p.add_argument("--timeout", type=float, default=10.0, help="start/stop: seconds to wait")
+    p.add_argument("--timeout", type=seconds(), default=10.0, help="start/stop: seconds to wait")
     args = p.parse_args(argv)
     config = configmod.load()
     layout = Layout(config.home, config.host)

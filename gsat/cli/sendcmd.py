@@ -6,7 +6,7 @@ gsat.messages; the answer's text (or the whole answer as JSON) is printed."""
 import json
 
 from gsat import client, messages
-from gsat.cli.common import parser, run
+from gsat.cli.common import parser, run, seconds
 from gsat.errors import BadMessage, UsageError
 
 PROG = "sendcmd"
@@ -16,7 +16,7 @@ def main(argv: list[str]) -> int:
     p = parser(PROG, "Send one protocol message to a controller and print its answer.")
     p.add_argument("-c", dest="command", required=True, help="ALIVE?, PID?, HOST?, STOP or a JSON message")
     p.add_argument("-q", dest="host", help="the host whose controller is asked (default: this one)")
-    p.add_argument("--timeout", type=float, help="seconds to wait for the answer")
+    p.add_argument("--timeout", type=seconds(), help="seconds to wait for the answer")
     args = p.parse_args(argv)
     msg = _message(args.command)
     ctx = client.context()
