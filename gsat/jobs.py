@@ -241,6 +241,7 @@ def job_ids(layout: Layout) -> list[int]:
     return sorted([int(name) for name in names if name.isdigit() and len(name) >= JOB_DIGITS])
 
 
+NOT_OURS = "not a job of yours, never run nor deleted through"  # the end of an Untrusted's text
 MAX_ID = 10 ** 18  # more digits than any file system's name allows: no such job, not an OSError
 
 
@@ -275,7 +276,7 @@ def _not_a_directory(job: int, folder) -> None:
 
 
 def _refuse(job: int, reason: str):
-    raise Untrusted(f"job {job}: {reason}: not a job of yours, never run nor deleted through")
+    raise Untrusted(f"job {job}: {reason}: {NOT_OURS}")
 
 
 def load(layout: Layout, job: int, deleted_ok: bool = False) -> Job:
@@ -321,8 +322,8 @@ def load_or_damaged(layout: Layout, job: int) -> Job:
         return load(layout, job)
     except Damaged as exc:
         return Job(job, exc.spec or {}, State(state=states.DAMAGED, reason=exc.reason))
-    except Untrusted as exc:  # listed, never read through
-        return Job(job, {}, State(state=states.DAMAGED, reason=str(exc)))
+    except Untrusted as exc:  # listed, never read through; gqdel refuses it (exit 4)
+        return Job(job, {}, State(state=states.DAMAGED, reason=str(exc).partition(": ")[2]))
 
 
 def initial_state(spec: dict) -> State:

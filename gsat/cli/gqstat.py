@@ -78,7 +78,9 @@ def _load(layout, job_id: int):
 def _say_damaged(found) -> None:
     for job in found:
         if job.state.state == states.DAMAGED:
-            say(PROG, f"job {job.id} is damaged: {printable(job.state.reason)}; gqdel {job.id} removes it")
+            cure = "look, then remove it yourself" if job.state.reason.endswith(jobs.NOT_OURS) else \
+                f"gqdel {job.id} removes it"
+            say(PROG, f"job {job.id} is damaged: {printable(job.state.reason)}; {cure}")
 
 
 def _matches(job, args) -> bool:
