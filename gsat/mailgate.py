@@ -111,7 +111,7 @@ class Gateway:
         address = self._authorise(opened, now)
         action = mailactions.parse(opened.text)
         signature = opened.signature
-        self.replay.remember(signature.fingerprint, signature.time, signature.id, now)
+        self.replay.remember(signature.fingerprint, signature.time, opened.text, now)
         return opened, address, action
 
     def open(self, raw: bytes, layer: int = 0, inline: bool = False) -> Opened:

@@ -8,12 +8,25 @@
       rejected/     a Maildir of the mails `deliver` rejected
       log           one line per mail: accepted or rejected, and why
 
-The replay record is keyed on the signature itself: the signing key's
-primary fingerprint, the signature's time and gpg's SIG_ID (computed from
-the signature, not from the mail's bytes), so a resent mail with new
-Message-ID, Date or From headers, or with its text altered in ways a
-text-mode signature does not cover, is still the same mail.  It is created exclusively and fsynced before any
-action runs: a mail acts at most once, even across crashes and restarts.
+The replay record is keyed on what the signer decided, not on how the
+signature is encoded: the signing key's primary fingerprint, the
+signature's creation time and a SHA-256 of the signed text.  (gpg's SIG_ID,
+the key of older records, is a hash of the
+signature's numbers, and those can be re-encoded without the key while gpg
+still reports the same good signature: EdDSA S + k*L, ECDSA n - s, RSA
+s + k*n.)  The text is hashed in a canonical form (lines split at LF, each
+without trailing blanks or CR, no trailing empty lines), so that edits a
+signature does not cover change nothing; signing the same text again at
+another second is a new mail.  A resent mail with new Message-ID, Date or
+From, re-encrypted or with its signature re-encoded, is still the same
+mail.  The record is created exclusively and fsynced before any action
+runs: a mail acts at most once, even across crashes and restarts.
+
+Records written before this key (JSON without "v") are renamed, once, to a
+name made of fingerprint and time alone (seen/.v2 marks that done): a mail
+accepted before the change still counts as a replay for any text signed by
+that key in that second.
+
 Records are pruned a day after they leave the age window, measured with the
 largest max_age ever used here (kept in seen/.horizon), so raising max_age
 never makes an old signature acceptable again.
@@ -97,17 +110,45 @@ class ReplayLog:
         self.dir = mailgate_dir(home) / "seen"
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
 
-    def remember(self, fingerprint: str, signed_at: int, sig_id: str, now: float) -> None:
-        """Record the signature durably, or Rejected when it was seen before."""
-        name = hashlib.sha256(f"{fingerprint}:{signed_at}:{sig_id}".encode()).hexdigest()
-        record = {"fingerprint": fingerprint, "signed_at": signed_at, "sig_id": sig_id, "seen_at": now}
+    def remember(self, fingerprint: str, signed_at: int, text: str, now: float) -> None:
+        """Record the signed text durably, or Rejected when it was seen before."""
+        self._migrate()
+        digest = text_digest(text)
+        if os.path.exists(self.dir / legacy_name(fingerprint, signed_at)):
+            self._replayed(legacy_name(fingerprint, signed_at))
+        name = record_name(fingerprint, signed_at, digest)
+        record = {"v": 2, "fingerprint": fingerprint, "signed_at": signed_at, "text_sha256": digest,
+                  "seen_at": now}
         try:
             fsutil.write_new(self.dir / name, jsontext.dumps(record).encode())
         except FileExistsError:
-            seen = fsutil.read_json(self.dir / name) or {}
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seen.get("seen_at", 0)))
-            raise Rejected(f"replay: this signature was accepted at {when}; sign anew") from None
+            self._replayed(name)
         fsutil.fsync_dir(self.dir)
+
+    def _replayed(self, name: str):
+        try:
+            seen = fsutil.read_json(self.dir / name) or {}
+        except ValueError:
+            seen = {}
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seen.get("seen_at", 0)))
+        raise Rejected(f"replay: this signed text was accepted at {when}; sign anew") from None
+
+    def _migrate(self) -> None:
+        """Rename records keyed on gpg's SIG_ID to their fingerprint-and-time name (once)."""
+        marker = self.dir / ".v2"
+        if os.path.exists(marker):
+            return
+        for name in os.listdir(self.dir):
+            try:
+                record = None if name.startswith(".") else fsutil.read_json(self.dir / name)
+            except (ValueError, OSError):
+                continue
+            if isinstance(record, dict) and "v" not in record and "fingerprint" in record:
+                try:
+                    os.replace(self.dir / name, self.dir / legacy_name(record["fingerprint"], record["signed_at"]))
+                except OSError:  # another process migrated it first
+                    pass
+        fsutil.atomic_write(marker, b"records keyed on fingerprint, time and text\n")
 
     def prune(self, now: float, max_age: float) -> int:
         horizon_file = self.dir / ".horizon"
@@ -127,6 +168,22 @@ class ReplayLog:
                 fsutil.unlink_quietly(self.dir / name)
                 removed += 1
         return removed
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of `text` in the canonical form the replay record uses."""
+    lines = [line.rstrip(" \t\r") for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def record_name(fingerprint: str, signed_at: int, digest: str) -> str:
+    return hashlib.sha256(f"v2:{fingerprint}:{signed_at}:{digest}".encode()).hexdigest()
+
+
+def legacy_name(fingerprint: str, signed_at: int) -> str:
+    return hashlib.sha256(f"legacy:{fingerprint}:{signed_at}".encode()).hexdigest()
 
 
 def keep_rejected(home: Path, raw: bytes) -> Path:

@@ -8,8 +8,9 @@ by a live key, with a hash of at least SHA-256; anything else fails closed
 with a reason, as does any sign of trouble (NODATA, FAILURE, ERROR, a
 non-zero exit of gpg).  Which key and when come from VALIDSIG: the primary
 key's fingerprint (field 10, the one the allowlist names) and the
-signature's time (field 3); SIG_ID names the signature itself, whatever
-bytes of the mail carried it (the replay record's key).
+signature's time (field 3).  SIG_ID is a hash of the signature's numbers,
+which can be re-encoded without the key, so it is checked to be there and
+never used as the replay record's key (gsat.mailstate).
 
 Stdlib only; the statuses are (KEYWORD, rest-of-line) pairs in gpg's order.
 """

@@ -20,14 +20,15 @@ REPLY_TO = "alice-replies@example.org"
 
 
 class Person:
-    def __init__(self, root: Path, name: str, expire: str = "0", created: int | None = None):
+    def __init__(self, root: Path, name: str, expire: str = "0", created: int | None = None,
+                 algos: tuple[str, str] = ("ed25519", "cv25519")):
         self.name = name
         self.email = f"{name}@example.org"
         self.home = root / name
         self.home.mkdir(mode=0o700, parents=True)
-        self.gpg("--quick-gen-key", f"{name} <{self.email}>", "ed25519", "sign,cert", expire, at=created)
+        self.gpg("--quick-gen-key", f"{name} <{self.email}>", algos[0], "sign,cert", expire, at=created)
         self.fingerprint = self.gpg("--with-colons", "--list-keys", self.email).decode().split("fpr:::::::::")[1][:40]
-        self.gpg("--quick-add-key", self.fingerprint, "cv25519", "encr", expire, at=created)
+        self.gpg("--quick-add-key", self.fingerprint, algos[1], "encr", expire, at=created)
 
     def gpg(self, *args, data: bytes | None = None, at: int | None = None, check: bool = True) -> bytes:
         cmd = ["gpg", "--homedir", str(self.home), "--batch", "--yes", "--pinentry-mode", "loopback",
