@@ -37,6 +37,9 @@ FATAL = {
     "ERROR": "gpg reported an error",
     "GPG_EXIT": "gpg exited with an error",
     "HANDLER_ERROR": "unreadable gpg status",
+    "TOO_LARGE": "what gpg unpacked is larger than a mail may be (a compression bomb?)",
+    "TOO_CHATTY": "gpg said too much about this mail",
+    "TIMEOUT": "gpg took too long over this mail",
 }
 # encrypted to several keys: the ones the gateway lacks are fine once one worked
 NO_SECKEY = "NO_SECKEY"

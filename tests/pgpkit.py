@@ -126,3 +126,34 @@ def crc24(data: bytes) -> int:
             if crc & 0x1000000:
                 crc ^= 0x1864CFB
     return crc & 0xFFFFFF
+
+
+def bzip2_bomb(blocks: int, block_size: int = 40_000_000) -> bytes:
+    """An OpenPGP compressed packet (BZIP2) holding one literal packet of blocks * block_size zero bytes.
+
+    Made in a second, not in the half minute that compressing gigabytes
+    takes: two one-block bzip2 streams are compressed (the literal packet's
+    start, and zeros), and the second's block is repeated bit for bit (a
+    bzip2 stream is a header, independent blocks, an end mark and the CRC
+    of the blocks' CRCs)."""
+    import bz2
+    head = bytes([0x80 | 11 << 2 | 3]) + b"b\x00" + b"\x00" * 4  # old format, length to the end
+    first, rest = (_bz2_block(bz2.compress(head + b"\x00" * (block_size - len(head)), 9)),
+                   _bz2_block(bz2.compress(b"\x00" * block_size, 9)))
+    combined = 0
+    for crc in [first[1]] + [rest[1]] * (blocks - 1):
+        combined = (((combined << 1) | (combined >> 31)) & 0xFFFFFFFF) ^ crc
+    bits = "".join(format(c, "08b") for c in b"BZh9") + first[0] + rest[0] * (blocks - 1) \
+        + format(0x177245385090, "048b") + format(combined, "032b")
+    bits += "0" * (-len(bits) % 8)
+    stream = int(bits, 2).to_bytes(len(bits) // 8, "big")
+    return packet(8, b"\x03" + stream)
+
+
+def _bz2_block(stream: bytes) -> tuple[str, int]:
+    """(the bits of the one block of a bzip2 stream, its CRC)."""
+    bits = "".join(format(c, "08b") for c in stream)
+    assert bits[32:80] == format(0x314159265359, "048b"), "one block, right after the header"
+    end = bits.rindex(format(0x177245385090, "048b"))
+    assert bits.count(format(0x314159265359, "048b")) == 1
+    return bits[32:end], int(bits[80:112], 2)
