@@ -14,7 +14,13 @@ Three shapes are accepted, and only at the top level of the message:
 
 Anything else (no signature, a signed part wrapped in multipart/mixed,
 text outside the armor) is Rejected: unsigned text beside signed text
-must never reach the actions.  Stdlib only.
+must never reach the actions.
+
+Every header block is bounded before Python's email package sees it (at
+most MAX_HEAD bytes, and at most MAX_PARAMS parameters in each Content-*
+header): CPython 3.11 parses parameters in quadratic time, and the
+parameters of the top-level Content-Type are read before any signature is
+checked.  Stdlib only.
 """
 
 import email
@@ -27,6 +33,8 @@ from gsat.errors import Rejected
 from gsat.record import Record
 
 MAX_MAIL = 4 << 20
+MAX_HEAD = 64 << 10
+MAX_PARAMS = 100
 # the armor lines an inline block must consist of, in order (RFC 4880 §6.2, §7)
 CLEARSIGNED = (b"-----BEGIN PGP SIGNED MESSAGE-----", b"-----BEGIN PGP SIGNATURE-----",
                b"-----END PGP SIGNATURE-----")
@@ -46,6 +54,7 @@ def seal_of(raw: bytes) -> Sealed:
     if len(raw) > MAX_MAIL:
         raise Rejected(f"mail larger than {MAX_MAIL} bytes")
     head, body = _split_head(raw)
+    check_head(head)
     message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head + b"\r\n")
     ctype = message.get_content_type()
     if ctype == "multipart/signed":
@@ -53,7 +62,7 @@ def seal_of(raw: bytes) -> Sealed:
     if ctype == "multipart/encrypted":
         return _encrypted(message, body)
     if ctype == "text/plain":
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        message = _entity(raw)
         return seal_of_text(message.get_payload(decode=True) or b"")
     raise Rejected(f"not signed: a {ctype} mail (PGP/MIME or an inline signed text body is needed)")
 
@@ -70,6 +79,35 @@ def header(raw: bytes, name: str) -> str | None:
     return None
 
 
+def check_head(head: bytes) -> None:
+    """Rejected unless the header block `head` is small enough to give to the email package."""
+    if len(head) > MAX_HEAD:
+        raise Rejected(f"header block larger than {MAX_HEAD} bytes")
+    for name, value in _unfolded(head):
+        if name.lower().startswith(b"content-") and value.count(b";") > MAX_PARAMS:
+            raise Rejected(f"a Content-* header with more than {MAX_PARAMS} parameters")
+
+
+def _unfolded(head: bytes):
+    """(name, value) of each header line, continuation lines joined (RFC 5322 §2.2.3)."""
+    name, value = None, b""
+    for line in re.split(rb"\r?\n", head):
+        if line[:1] in (b" ", b"\t") and name is not None:
+            value += line
+            continue
+        if name is not None:
+            yield name, value
+        name, _, value = line.partition(b":")
+    if name is not None:
+        yield name, value
+
+
+def _entity(data: bytes, policy=email.policy.compat32):
+    """A MIME entity parsed from bytes, once its header block passed check_head."""
+    check_head(_split_head(data)[0])
+    return email.message_from_bytes(data, policy=policy)
+
+
 def is_mime_entity(sealed: Sealed) -> bool:
     """Whether what gpg gives back for this seal is a MIME entity (else plain text)."""
     return sealed.kind == "encrypted-mime"
@@ -77,7 +115,7 @@ def is_mime_entity(sealed: Sealed) -> bool:
 
 def text_of_entity(entity: bytes) -> str:
     """The text of a signed MIME entity: exactly one text/plain body and nothing else."""
-    message = email.message_from_bytes(entity, policy=email.policy.default)
+    message = _entity(entity, email.policy.default)
     leaves = [part for part in message.walk() if not part.is_multipart()]
     if len(leaves) != 1 or leaves[0].get_content_type() != "text/plain":
         kinds = ", ".join(part.get_content_type() for part in leaves) or "nothing"
@@ -143,7 +181,7 @@ def _two_parts(message, body: bytes, protocol: str) -> list[bytes]:
 
 def _detached(message, body: bytes) -> Sealed:
     parts = _two_parts(message, body, "application/pgp-signature")
-    signature = email.message_from_bytes(parts[1], policy=email.policy.compat32)
+    signature = _entity(parts[1])
     if signature.get_content_type() != "application/pgp-signature":
         raise Rejected(f"second part of multipart/signed is {signature.get_content_type()}")
     data = _crlf(parts[0])
@@ -156,7 +194,7 @@ def _detached(message, body: bytes) -> Sealed:
 
 def _encrypted(message, body: bytes) -> Sealed:
     parts = _two_parts(message, body, "application/pgp-encrypted")
-    payload = email.message_from_bytes(parts[1], policy=email.policy.compat32).get_payload(decode=True) or b""
+    payload = _entity(parts[1]).get_payload(decode=True) or b""
     return Sealed(kind="encrypted-mime", armored=_one_block(payload, ARMORED))
 
 

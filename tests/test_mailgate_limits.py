@@ -49,3 +49,36 @@ def test_a_compression_bomb_is_rejected_in_bounded_memory_and_time(gate, people,
     assert "larger than a mail may be" in run["stderr"]
     assert run["rss_mb"] < 200 and run["wall"] < 10, run
     assert stored_jobs(gate) == []
+
+
+def flood(params: int, folded: bool = False) -> bytes:
+    """A multipart/signed Content-Type with `params` parameters (CPython parses them in quadratic time)."""
+    sep = b";\r\n x=y" if folded else b"; x=y"
+    return (mailkit.headers() + b'Content-Type: multipart/signed; protocol="application/pgp-signature"; boundary=b'
+            + sep * params + b"\r\n\r\n--b\r\nx\r\n--b--\r\n")
+
+
+def test_a_parameter_flood_is_rejected_in_under_a_second(gate):
+    from gsat import mailparse
+    from gsat.errors import Rejected
+    raw = flood(835_000)
+    assert 4_100_000 < len(raw) < mailparse.MAX_MAIL
+    for mail in (raw, flood(101), flood(101, folded=True)):
+        started = time.process_time()
+        with pytest.raises(Rejected, match="header"):
+            mailparse.seal_of(mail)
+        assert time.process_time() - started < 1
+    proc = mailkit.deliver(gate, raw)
+    assert proc.returncode == 4 and b"header block larger than" in proc.stderr, proc.stderr
+
+
+def test_a_parameter_flood_in_the_signature_part_is_rejected_too():
+    from gsat import mailparse
+    from gsat.errors import Rejected
+    raw = (mailkit.headers() + b'Content-Type: multipart/signed; protocol="application/pgp-signature"; '
+           b'boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b\r\n'
+           b'Content-Type: application/pgp-signature' + b"; x=y" * 5000 + b"\r\n\r\nsig\r\n--b--\r\n")
+    started = time.process_time()
+    with pytest.raises(Rejected, match="parameters"):
+        mailparse.seal_of(raw)
+    assert time.process_time() - started < 1
