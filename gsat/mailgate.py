@@ -16,7 +16,9 @@ For each mail, in this order, and any failure rejects it:
    (gsat.mailactions);
 6. the replay record is written (gsat.mailstate), durably;
 7. the action runs: a job is stored and its controller told, commands run
-   as gsatctl subprocesses (no shell) with their output captured;
+   as gsatctl subprocesses (no shell, `python -I`, in the home directory,
+   importing this gsat and never one from the working directory) with
+   their output captured;
 8. the reply goes to the allowlisted address, signed, and encrypted when
    the signer's key can take it (gsat.mailreply).
 
@@ -40,6 +42,8 @@ from gsat.record import Record
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT = 60
+GSAT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds the gsat package running here
+RUN_GSATCTL = "import sys; sys.path.insert(0, sys.argv.pop(1)); from gsat.cli.gsatctl import entry; entry()"
 MAX_OUTPUT = 64 << 10
 
 
@@ -191,9 +195,12 @@ class Gateway:
 def run_command(argv: list[str]) -> str:
     """One command line's transcript: the line, its output, and its exit value when not 0."""
     import subprocess
-    cmd = [sys.executable, "-m", "gsat.cli.gsatctl", argv[0][1:], *argv[1:]]
+    # -I: neither the working directory nor PYTHON* variables choose which gsat runs (a gsat.py
+    # planted where the gateway was started must not); this gsat's own tree is put first instead
+    cmd = [sys.executable, "-I", "-c", RUN_GSATCTL, GSAT_ROOT, argv[0][1:], *argv[1:]]
     try:
-        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=COMMAND_TIMEOUT)
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=COMMAND_TIMEOUT,
+                              cwd=os.path.expanduser("~"))
     except subprocess.TimeoutExpired:
         return f"$ {' '.join(argv)}\n(no answer within {COMMAND_TIMEOUT} s)\n"
     except OSError as exc:

@@ -206,9 +206,9 @@ def configure(g, **mailgate) -> None:
         **mailgate}})
 
 
-def deliver(g, raw: bytes, *args) -> subprocess.CompletedProcess:
+def deliver(g, raw: bytes, *args, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "gsat-mailgate"), "deliver", *args], input=raw, capture_output=True,
-                          timeout=60, env=g.env)
+                          timeout=60, env=g.env, cwd=cwd)
 
 
 def stored_jobs(g) -> list[str]:

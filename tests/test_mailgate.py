@@ -84,6 +84,30 @@ def test_inline_clearsigned_commands_run_and_their_output_is_the_reply(gate, peo
     gate.wait_state(held, "finished")
 
 
+def test_mailed_commands_never_import_code_from_the_directory_the_gateway_was_started_in(gate, people, tmp_path):
+    """A gsat.py or gsat/ planted where deliver or watch runs (a 1777 directory, a checkout) is never run."""
+    planted = tmp_path / "planted"
+    (planted / "gsat" / "cli").mkdir(parents=True)
+    marker = tmp_path / "planted-code-ran"
+    payload = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    for path in ("gsat.py", "gsat/__init__.py", "gsat/cli/__init__.py", "gsat/cli/gsatctl.py"):
+        (planted / path).write_text(payload)
+    job = gate.submit("#!/bin/sh\ntrue\n", "-H")
+    proc = deliver(gate, mailkit.inline(people["alice"].clearsign(f"gqstat {job}\n")), cwd=planted)
+    assert proc.returncode == 0, proc.stderr
+    text = the_reply(gate, people["alice"], tmp_path)
+    assert f"$ gqstat {job}\n" in text and "ImportError" not in text and "(exit" not in text, text
+    maildir = tmp_path / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    mailkit.maildir_put(maildir, mailkit.inline(people["alice"].clearsign("gqstat\n")))
+    watched = subprocess.run([str(BIN / "gsat-mailgate"), "watch", str(maildir), "--once"], env=gate.env,
+                             cwd=planted, capture_output=True, timeout=60)
+    assert watched.stdout == b"1 accepted, 0 rejected\n", watched.stderr
+    wait_for(lambda: len(gate.mails) == 2, 20, "the second reply")
+    assert not marker.exists(), marker.read_text()
+
+
 @pytest.mark.parametrize("shape", ["inline", "pgp-mime", "inline-encrypted", "pgp-mime-encrypted",
                                    "encrypted-then-signed-mime", "encrypted to the sender too",
                                    "text-mode PGP/MIME signature"])
