@@ -4,11 +4,12 @@ For each mail, in this order, and any failure rejects it:
 
 1. find what is signed or encrypted (gsat.mailparse: top-level PGP/MIME or
    one inline armored block, nothing beside it);
-2. decrypt when encrypted, and check the signature (gsat.openpgp runs gpg,
+2. decrypt when encrypted, and check the signature (gsat.gpgrun runs gpg,
    gsat.sigstatus judges its status lines): exactly one, good, live key,
    SHA-256 or stronger;
 3. the signing key's primary fingerprint must be allowlisted: that gives
    the reply address; no header (From, Reply-To, Subject) is ever used;
+   only then is the signed MIME entity parsed;
 4. the signature must be younger than mailgate.max_age and not dated ahead
    by more than mailgate.future_skew; with mailgate.require_encryption,
    the mail must have been encrypted;
@@ -48,8 +49,14 @@ MAX_OUTPUT = 64 << 10
 
 
 class Opened(Record):
+    """What the one good signature covers: a MIME entity or plain text, not yet parsed."""
+
     __slots__ = ()
-    FIELDS = {"signature": None, "text": "", "encrypted": False}
+    FIELDS = {"signature": None, "content": b"", "entity": False, "encrypted": False}
+
+    def text(self) -> str:
+        """The signed text; parsed only once the signer is known to be allowed (step 3)."""
+        return mailparse.text_of_entity(self.content) if self.entity else mailparse.text_of_plain(self.content)
 
 
 class Outcome(Record):
@@ -105,28 +112,23 @@ class Gateway:
 
     def _admit(self, raw: bytes, now: float):
         """Steps 1 to 6: (opened mail, reply address, action), or Rejected."""
-        try:
-            opened = self.open(raw)
-        except Rejected:
-            raise
-        except Exception as exc:  # a parser surprised by hostile MIME: fail closed, stay up
-            log.exception("unreadable mail")
-            raise Rejected(f"unreadable mail ({type(exc).__name__})") from None
+        opened = failing_closed("unreadable mail", self.open, raw)
         address = self._authorise(opened, now)
-        action = mailactions.parse(opened.text)
+        text = failing_closed("unreadable signed text", opened.text)
+        action = mailactions.parse(text)
         signature = opened.signature
-        self.replay.remember(signature.fingerprint, signature.time, opened.text, now)
+        self.replay.remember(signature.fingerprint, signature.time, text, now)
         return opened, address, action
 
     def open(self, raw: bytes, layer: int = 0, inline: bool = False) -> Opened:
-        """The one good signature over the mail, and the text it covers (steps 1 and 2).
+        """The one good signature over the mail, and what it covers (steps 1 and 2).
 
         Layer 1 is what an encrypted mail held: a MIME entity or an inline
         block, which must be signed and must not be encrypted again."""
         sealed = mailparse.seal_of_text(raw) if inline else mailparse.seal_of(raw)
         if sealed.kind == "detached":
             statuses = self.keyring.verify_detached(sealed.data, sealed.signature)
-            return Opened(signature=sigstatus.verdict(statuses), text=mailparse.text_of_entity(sealed.data))
+            return Opened(signature=sigstatus.verdict(statuses), content=sealed.data, entity=True)
         content, statuses = self.keyring.open_armored(sealed.armored)
         encrypted = sigstatus.was_encrypted(statuses)
         if encrypted and layer:
@@ -135,10 +137,8 @@ class Gateway:
             sigstatus.check_fatal(statuses)
             inner = self.open(content, layer=1, inline=not mailparse.is_mime_entity(sealed))
             return inner.replace(encrypted=True)
-        signature = sigstatus.verdict(statuses)
-        text = mailparse.text_of_entity(content) if mailparse.is_mime_entity(sealed) \
-            else mailparse.text_of_plain(content)
-        return Opened(signature=signature, text=text, encrypted=encrypted)
+        return Opened(signature=sigstatus.verdict(statuses), content=content,
+                      entity=mailparse.is_mime_entity(sealed), encrypted=encrypted)
 
     def _authorise(self, opened: Opened, now: float) -> str:
         fingerprint = opened.signature.fingerprint
@@ -190,6 +190,17 @@ class Gateway:
         address = self.settings["reply_to_rejected"]
         if address:
             self._reply(f"rejected mail {ident}: {reason}\n", "gsat: mail rejected", address, None)
+
+
+def failing_closed(what: str, step, *args):
+    """step(*args), with any surprise of a parser fed hostile input turned into a rejection."""
+    try:
+        return step(*args)
+    except Rejected:
+        raise
+    except Exception as exc:  # a RecursionError deep in the email package, say: fail closed, stay up
+        log.exception(what)
+        raise Rejected(f"{what} ({type(exc).__name__})") from None
 
 
 def run_command(argv: list[str]) -> str:

@@ -248,6 +248,25 @@ def test_rejected_with_nothing_run_and_no_reply(gate, people, case):
     assert gate.mails == []  # nothing was answered: a reply would have reached the SMTP server by now
 
 
+def deep_mime(depth: int = 3000) -> str:
+    """A MIME entity nested `depth` multiparts deep: Python's email package recurses that deep."""
+    head = "".join(f"Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n" for i in range(depth))
+    return head + "Content-Type: text/plain\r\n\r\ngqstat\r\n" + "".join(
+        f"\r\n--b{i}--\r\n" for i in reversed(range(depth)))
+
+
+def test_the_signed_mime_of_a_key_not_allowlisted_is_never_parsed(gate, people):
+    """The allowlist is consulted before the signed part's MIME is looked at."""
+    entity = deep_mime().encode()
+    raw = mailkit.headers() + mailkit.signed_entity(entity, people["bob"].detached(entity))
+    proc = deliver(gate, raw)
+    assert proc.returncode == 4 and b"not on the allowlist" in proc.stderr, proc.stderr
+    assert "Traceback" not in gate_log(gate)
+    allowed = mailkit.headers() + mailkit.signed_entity(entity, people["alice"].detached(entity))
+    proc = deliver(gate, allowed)  # from an allowed key: rejected, and the gateway stays up
+    assert proc.returncode == 4 and b"unreadable signed text (RecursionError)" in proc.stderr, proc.stderr
+
+
 def test_mta_mode_exits_zero_on_rejection_so_nothing_bounces(gate):
     proc = deliver(gate, mailkit.inline(JOB.encode()), "--mta")
     assert proc.returncode == 0 and b"rejected: not signed" in proc.stderr
