@@ -153,7 +153,8 @@ def text_of_plain(data: bytes) -> str:
 
 
 def normalise(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    """CRLF line ends as LF; a lone CR stays what it is (command lines reject it)."""
+    return text.replace("\r\n", "\n")
 
 
 def _split_head(raw: bytes) -> tuple[bytes, bytes]:
