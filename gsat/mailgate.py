@@ -91,10 +91,11 @@ class Gateway:
         try:
             opened, address, action = self._admit(raw, now)
         except Rejected as exc:
-            reason = printable(str(exc))
+            detail = getattr(exc, "detail", "")
+            reason = printable(str(exc) + (f" ({detail})" if detail else ""))
             log.warning("rejected %s: %s", ident, reason)
-            if (mailparse.header(raw, "Auto-Submitted") or "no").lower() == "no":  # RFC 3834: no loops
-                self._tell_rejection(ident, reason)
+            if not mailparse.auto_submitted(raw):  # RFC 3834: no loops
+                self._tell_rejection(now, printable(str(exc)))
             return Outcome(accepted=False, reason=reason)
         # from here on the mail is spent (its replay record is written): nothing may raise
         log.info("accepted %s: signed by %s at %s", ident, opened.signature.fingerprint, opened.signature.time)
@@ -144,7 +145,7 @@ class Gateway:
         fingerprint = opened.signature.fingerprint
         address = self.allowlist.entries().get(fingerprint)
         if not address:
-            raise Rejected(f"key {fingerprint} is not on the allowlist")
+            raise mailparse.rejected("the signing key is not on the allowlist", fingerprint)
         if self.settings["require_encryption"] and not opened.encrypted:
             raise Rejected("mailgate.require_encryption is set, and this mail was not encrypted")
         mailactions.check_age(opened.signature.time, now, self.settings["max_age"], self.settings["future_skew"])
@@ -186,10 +187,15 @@ class Gateway:
             return
         log.info("replied to %s: %s", address, subject)
 
-    def _tell_rejection(self, ident: str, reason: str) -> None:
+    def _tell_rejection(self, now: float, reason: str) -> None:
+        """A note to mailgate.reply_to_rejected, in gsat's words only: nothing the sender chose
+        (Message-ID, Subject, a MIME type, a command line) is quoted in a mail the gateway signs."""
         address = self.settings["reply_to_rejected"]
         if address:
-            self._reply(f"rejected mail {ident}: {reason}\n", "gsat: mail rejected", address, None)
+            when = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(now))
+            self._reply(f"a mail was rejected at {when}: {reason}\n"
+                        f"(details in {mailgate_dir(self.config.home) / 'log'})\n",
+                        "gsat: mail rejected", address, None)
 
 
 def failing_closed(what: str, step, *args):

@@ -64,19 +64,33 @@ def seal_of(raw: bytes) -> Sealed:
     if ctype == "text/plain":
         message = _entity(raw)
         return seal_of_text(message.get_payload(decode=True) or b"")
-    raise Rejected(f"not signed: a {ctype} mail (PGP/MIME or an inline signed text body is needed)")
+    raise rejected("not signed: PGP/MIME or an inline signed text body is needed", ctype)
+
+
+def rejected(reason: str, detail: str) -> Rejected:
+    """A rejection whose `detail` holds words the sender chose: logged, never put in a reply."""
+    exc = Rejected(reason)
+    exc.detail = "".join(c for c in str(detail) if c.isprintable())[:100]
+    return exc
 
 
 def header(raw: bytes, name: str) -> str | None:
-    """One header of `raw`, for logs and loop prevention only (headers are never trusted):
-    printable characters only, at most 100."""
-    head, _ = _split_head(raw)
-    wanted = name.lower().encode() + b":"
-    for line in head.splitlines():
-        if line[:len(wanted)].lower() == wanted:
-            text = line[len(wanted):].strip().decode("ascii", "replace")
-            return "".join(c for c in text if c.isprintable())[:100]
-    return None
+    """The first `name` header of `raw`, unfolded, for logs and loop prevention only (headers are
+    never trusted): printable characters only, at most 100."""
+    return next(iter(headers(raw, name)), None)
+
+
+def headers(raw: bytes, name: str) -> list[str]:
+    """Every `name` header of `raw`, each unfolded: printable characters only, at most 100."""
+    head, _ = _split_head(raw[:MAX_HEAD + 4])
+    wanted = name.lower().encode()
+    return ["".join(c for c in value.decode("ascii", "replace") if c.isprintable()).strip()[:100]
+            for key, value in _unfolded(head) if key.strip().lower() == wanted]
+
+
+def auto_submitted(raw: bytes) -> bool:
+    """Whether `raw` says it was sent by a program (RFC 3834): any Auto-Submitted other than "no"."""
+    return any(value.split("(")[0].strip().lower() != "no" for value in headers(raw, "Auto-Submitted"))
 
 
 def check_head(head: bytes) -> None:
@@ -119,11 +133,11 @@ def text_of_entity(entity: bytes) -> str:
     leaves = [part for part in message.walk() if not part.is_multipart()]
     if len(leaves) != 1 or leaves[0].get_content_type() != "text/plain":
         kinds = ", ".join(part.get_content_type() for part in leaves) or "nothing"
-        raise Rejected(f"the signed part must be one text/plain body, not {kinds}")
+        raise rejected("the signed part must be one text/plain body", kinds)
     try:
         text = normalise(leaves[0].get_content())
     except (LookupError, ValueError, TypeError) as exc:
-        raise Rejected(f"the signed text cannot be decoded: {exc}") from None
+        raise rejected("the signed text cannot be decoded", str(exc)) from None
     if _param(leaves[0], "format").lower() == "flowed":
         return unflow(text, _param(leaves[0], "delsp").lower() == "yes")
     return text
@@ -184,7 +198,7 @@ def _detached(message, body: bytes) -> Sealed:
     parts = _two_parts(message, body, "application/pgp-signature")
     signature = _entity(parts[1])
     if signature.get_content_type() != "application/pgp-signature":
-        raise Rejected(f"second part of multipart/signed is {signature.get_content_type()}")
+        raise rejected("the second part of multipart/signed is not a signature", signature.get_content_type())
     data = _crlf(parts[0])
     if b"\r" in data.replace(b"\r\n", b""):
         # a text-mode signature does not cover a CR before CRLF, so it could be

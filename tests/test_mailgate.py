@@ -207,7 +207,8 @@ REJECTIONS = {
     "SHA-1": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, digest="SHA1")), "weak hash SHA1"),
     "too old": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, at=mailkit.now() - 8 * DAY)), "days old"),
     "from the future": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, at=mailkit.now() + DAY)), "future"),
-    "signed part inside multipart/mixed": (_wrapped, "not signed: a multipart/mixed"),
+    "signed part inside multipart/mixed": (_wrapped, "not signed: PGP/MIME or an inline signed text body is "
+                                                     "needed (multipart/mixed)"),
     "unsigned text before a signed block": (
         lambda p: mailkit.inline(b"gqdel 1\n" + p["alice"].clearsign("gqstat\n")), "text outside"),
     "unsigned text after a signed block": (
@@ -277,10 +278,24 @@ def test_rejections_are_told_only_to_reply_to_rejected(gate, people, tmp_path):
     assert deliver(gate, mailkit.inline(JOB.encode(), frm="someone@example.org")).returncode == 4
     text = the_reply(gate, people["alice"], tmp_path)
     assert "not signed" in text
-    # a rejected auto-reply is never answered: no mail loops
-    loop = mailkit.headers() + b"Auto-Submitted: auto-replied\r\nContent-Type: text/plain\r\n\r\nx\r\n"
-    assert deliver(gate, loop).returncode == 4
+    # a rejected auto-reply is never answered: no mail loops, also when the header is folded
+    for marked in (b"Auto-Submitted: auto-replied\r\n", b"Auto-Submitted:\r\n auto-replied\r\n",
+                   b"Auto-Submitted: no\r\nAuto-Submitted: auto-generated\r\n"):
+        loop = mailkit.headers() + marked + b"Content-Type: text/plain\r\n\r\nx\r\n"
+        assert deliver(gate, loop).returncode == 4
     assert len(gate.mails) == 1
+
+
+def test_a_rejection_note_quotes_nothing_the_sender_chose(gate, people, tmp_path):
+    """The gateway signs its notes: words of the sender's in them would be words it vouches for."""
+    configure(gate, reply_to_rejected=REPLY_TO)
+    raw = mailkit.headers(msgid="<PAY-ATTENTION-wire-money@evil.example>") + \
+        b"Content-Type: multipart/x-wire-money-now; boundary=b\r\n\r\n--b\r\nx\r\n--b--\r\n"
+    proc = deliver(gate, raw)
+    assert proc.returncode == 4 and b"x-wire-money-now" in proc.stderr  # the local log and stderr say it
+    text = the_reply(gate, people["alice"], tmp_path)
+    assert "not signed" in text and "wire" not in text.lower() and "evil" not in text, text
+    assert "x-wire-money-now" in gate_log(gate)
 
 
 def test_require_encryption_rejects_plaintext_and_accepts_encrypted(gate, people):
