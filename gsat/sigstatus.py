@@ -23,7 +23,6 @@ from gsat.record import Record
 
 FATAL = {
     "BADSIG": "bad signature",
-    "ERRSIG": "signature cannot be checked (unknown key)",
     "NO_PUBKEY": "signature by an unknown key",
     "EXPSIG": "signature has expired",
     "EXPKEYSIG": "signing key has expired",
@@ -74,11 +73,24 @@ def verdict(statuses: list[tuple[str, str]]) -> Signature:
 def check_fatal(statuses: list[tuple[str, str]]) -> None:
     """Rejected when gpg reported any kind of failure."""
     keys = [key for key, _ in statuses]
-    for key in keys:
+    for key, value in statuses:
+        if key == "ERRSIG":
+            raise Rejected(_errsig_reason(value.split(), "NO_PUBKEY" in keys))
         if key in FATAL:
             raise Rejected(FATAL[key])
         if key == NO_SECKEY and "DECRYPTION_OKAY" not in keys:
             raise Rejected("encrypted to a key the gateway does not have")
+
+
+def _errsig_reason(fields: list[str], no_pubkey: bool) -> str:
+    """Why gpg could not check a signature: ERRSIG is keyid, key algorithm, hash, class, time, rc."""
+    if no_pubkey or (len(fields) > 5 and fields[5] == "9"):
+        return "signature by an unknown key"
+    hash_id = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else None
+    if hash_id in WEAK_HASHES:
+        return f"weak hash {WEAK_HASHES[hash_id]}: SHA-256 or stronger is needed"
+    return ("signature cannot be checked by gpg: a clearsigned Hash: header that does not name the "
+            "signature's hash, or an algorithm gpg refuses")
 
 
 def was_encrypted(statuses: list[tuple[str, str]]) -> bool:

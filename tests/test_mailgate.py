@@ -205,6 +205,9 @@ REJECTIONS = {
     "bad + good signatures": (lambda p: _two_signatures(p, "bad+good"), "signature"),
     "two good signatures": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, also=p["bob"])), "2 signatures"),
     "SHA-1": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, digest="SHA1")), "weak hash SHA1"),
+    "MD5": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, digest="MD5")), "weak hash MD5"),
+    "an edited Hash: header": (lambda p: mailkit.inline(p["alice"].clearsign(JOB).replace(
+        b"Hash: SHA256", b"Hash: SHA512")), "Hash: header that does not name"),
     "too old": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, at=mailkit.now() - 8 * DAY)), "days old"),
     "from the future": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, at=mailkit.now() + DAY)), "future"),
     "signed part inside multipart/mixed": (_wrapped, "not signed: PGP/MIME or an inline signed text body is "
