@@ -40,6 +40,7 @@ DEFAULTS = {
         "imap_host": "localhost", "imap_port": 993, "imap_security": "tls",  # tls | starttls
         "imap_user": None, "imap_password_file": None, "imap_folder": "INBOX",
         "imap_ca_file": None, "imap_interval": 60,
+        "keep_rejected": 500,      # how many rejected mails mailgate/rejected keeps (the newest)
     },
 }
 

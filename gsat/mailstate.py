@@ -5,8 +5,10 @@
       allowlist     "FINGERPRINT reply-address" per line, '#' comments;
                     written by `gsat-mailgate keys allow|revoke`, editable
       seen/         one file per accepted signature: the replay record
-      rejected/     a Maildir of the mails `deliver` rejected
-      log           one line per mail: accepted or rejected, and why
+      rejected/     a Maildir of the mails `deliver` rejected: the newest
+                    mailgate.keep_rejected (500), each cut at 256 KiB
+      log, log.1    one line per mail: accepted or rejected, and why;
+                    at 1 MiB log becomes log.1 (the older log.1 goes)
 
 The replay record is keyed on what the signer decided, not on how the
 signature is encoded: the signing key's primary fingerprint, the
@@ -41,6 +43,8 @@ from gsat.errors import Rejected, UsageError
 from gsat.paths import Path
 
 PRUNE_MARGIN = 86400
+KEEP_REJECTED = 500
+KEPT_BYTES = 256 << 10
 HEX = frozenset("0123456789ABCDEF")
 
 
@@ -186,12 +190,25 @@ def legacy_name(fingerprint: str, signed_at: int) -> str:
     return hashlib.sha256(f"legacy:{fingerprint}:{signed_at}".encode()).hexdigest()
 
 
-def keep_rejected(home: Path, raw: bytes) -> Path:
-    """File a rejected mail in the Maildir mailgate/rejected; its path."""
+def keep_rejected(home: Path, raw: bytes, keep: int = KEEP_REJECTED) -> Path:
+    """File a rejected mail in the Maildir mailgate/rejected; its path.
+
+    Anybody can send mail, so the folder is bounded: a mail is kept cut at
+    KEPT_BYTES, and only the `keep` newest are kept (names sort in arrival
+    order)."""
     folder = mailgate_dir(home) / "rejected"
     for sub in ("tmp", "new", "cur"):
         os.makedirs(folder / sub, mode=0o700, exist_ok=True)
-    name = f"{int(time.time())}.P{os.getpid()}R{os.urandom(4).hex()}.{os.uname().nodename}"
-    fsutil.write_new(folder / "tmp" / name, raw)
+    now = time.time()
+    name = f"{int(now)}.M{int(now * 1e6) % 1000000:06d}P{os.getpid()}R{os.urandom(4).hex()}.{os.uname().nodename}"
+    fsutil.write_new(folder / "tmp" / name, raw[:KEPT_BYTES])
     os.rename(folder / "tmp" / name, folder / "new" / name)
+    _keep_newest(folder, max(1, keep))
     return folder / "new" / name
+
+
+def _keep_newest(folder: Path, keep: int) -> None:
+    kept = sorted((name, sub) for sub in ("new", "cur") for name in os.listdir(folder / sub)
+                  if not name.startswith("."))
+    for name, sub in kept[:-keep]:
+        fsutil.unlink_quietly(folder / sub / name)

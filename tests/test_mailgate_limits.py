@@ -82,3 +82,38 @@ def test_a_parameter_flood_in_the_signature_part_is_rejected_too():
     with pytest.raises(Rejected, match="parameters"):
         mailparse.seal_of(raw)
     assert time.process_time() - started < 1
+
+
+def test_a_mail_over_the_cap_is_read_to_its_end_and_rejected(gate):
+    """An MTA writing 50 MB gets no SIGPIPE (exit 141 for a shell pipe): deliver reads it all."""
+    proc = subprocess.Popen([str(BIN / "gsat-mailgate"), "deliver"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=gate.env)
+    chunk = b"x" * 998 + b"\r\n"
+    try:
+        proc.stdin.write(mailkit.headers() + b"Content-Type: text/plain\r\n\r\n")
+        for _ in range(50_000):
+            proc.stdin.write(chunk)
+        proc.stdin.flush()
+    except BrokenPipeError:
+        proc.stdin = None
+        proc.kill()
+        pytest.fail("deliver stopped reading before the end of the mail")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4 and b"larger than" in err, err
+
+
+def test_rejected_mail_and_the_log_are_bounded(gate):
+    mailkit.configure(gate, keep_rejected=3)
+    log = gate.home / "mailgate" / "log"
+    log.write_bytes(b"an old line\n" * 100_000)  # 1.2 MB: the next line starts a new log
+    subjects = [f"junk {i}" for i in range(5)]
+    for subject in subjects:
+        assert mailkit.deliver(gate, mailkit.inline(b"x\n", subject=subject)).returncode == 4
+    big = mailkit.inline(b"y" * 1_000_000, subject="big")
+    assert mailkit.deliver(gate, big).returncode == 4
+    kept = sorted((gate.home / "mailgate" / "rejected" / "new").iterdir())
+    assert [b"Subject: junk 3" in p.read_bytes() for p in kept] == [True, False, False]
+    assert b"Subject: junk 4" in kept[1].read_bytes()
+    assert kept[2].read_bytes() == big[:256 << 10]
+    assert log.stat().st_size < 10_000 and (log.parent / "log.1").stat().st_size <= 1_300_000
+    assert "rejected" in log.read_text()

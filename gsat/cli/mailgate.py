@@ -23,6 +23,7 @@ from gsat.mailstate import Allowlist, mailgate_dir, normal_fingerprint
 
 PROG = "gsat-mailgate"
 EX_TEMPFAIL = 75
+LOG_BYTES = 1 << 20
 
 
 def main(argv: list[str]) -> int:
@@ -72,9 +73,12 @@ def _keys_parser(k) -> None:
 
 
 def _log_to(path: str, verbose: bool) -> None:
+    """Log to `path`, which is bounded (anybody can make the gateway log): at LOG_BYTES it
+    becomes path.1, replacing the one before."""
+    import logging.handlers
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    handler = logging.FileHandler(path)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=1)
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
     root.addHandler(handler)
     console = logging.StreamHandler()
@@ -87,10 +91,12 @@ def _deliver(config, args) -> int:
     from gsat import mailgate, mailparse, mailstate
     try:
         raw = sys.stdin.buffer.read(mailparse.MAX_MAIL + 1)
+        while sys.stdin.buffer.read(1 << 16):  # an MTA writing the rest must not die of SIGPIPE
+            pass
         outcome = mailgate.Gateway(config).handle(raw)
         if outcome.accepted:
             return 0
-        kept = mailstate.keep_rejected(config.home, raw)
+        kept = mailstate.keep_rejected(config.home, raw, config["mailgate"]["keep_rejected"])
         say(PROG, f"rejected: {outcome.reason} (kept as {kept})")
         return 0 if args.mta else NOT_ALLOWED
     except (GsatError, OSError) as exc:
