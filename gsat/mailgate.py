@@ -4,7 +4,8 @@ For each mail, in this order, and any failure rejects it:
 
 1. find what is signed or encrypted (gsat.mailparse: top-level PGP/MIME or
    one inline armored block, nothing beside it);
-2. decrypt when encrypted, and check the signature (gsat.gpgrun runs gpg,
+2. decrypt when encrypted (at most 32 recipients: gsat.pgppackets), and
+   check the signature (gsat.gpgrun runs gpg,
    gsat.sigstatus judges its status lines): exactly one, good, live key,
    SHA-256 or stronger;
 3. the signing key's primary fingerprint must be allowlisted: that gives
@@ -33,7 +34,7 @@ import os
 import sys
 import time
 
-from gsat import client, mailactions, mailer, mailparse, mailreply, sigstatus, submit
+from gsat import client, mailactions, mailer, mailparse, mailreply, pgppackets, sigstatus, submit
 from gsat.config import Config, share_dir
 from gsat.errors import GsatError, Rejected, UsageError
 from gsat.mailstate import Allowlist, ReplayLog, check_address, mailgate_dir
@@ -130,6 +131,8 @@ class Gateway:
         if sealed.kind == "detached":
             statuses = self.keyring.verify_detached(sealed.data, sealed.signature)
             return Opened(signature=sigstatus.verdict(statuses), content=sealed.data, entity=True)
+        if sealed.armored.startswith(mailparse.ARMORED[0]):
+            pgppackets.check_recipients(sealed.armored)
         content, statuses = self.keyring.open_armored(sealed.armored)
         encrypted = sigstatus.was_encrypted(statuses)
         if encrypted and layer:

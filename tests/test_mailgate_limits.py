@@ -117,3 +117,22 @@ def test_rejected_mail_and_the_log_are_bounded(gate):
     assert kept[2].read_bytes() == big[:256 << 10]
     assert log.stat().st_size < 10_000 and (log.parent / "log.1").stat().st_size <= 1_300_000
     assert "rejected" in log.read_text()
+
+
+def test_ten_thousand_hidden_recipients_are_refused_before_gpg_tries_them(gate, people):
+    """Hidden recipients (key id 0) make gpg try its secret key on each: half a minute for 10,000."""
+    armored = people["mallory"].sign_encrypt(b"gqstat\n", gate.template["key"], sign=False)
+    packets = pgpkit.packets(pgpkit.dearmor(armored))
+    tag, pkesk = packets[0]
+    assert tag == 1 and pkesk[0] == 3
+    hidden = pgpkit.packet(1, pkesk[:1] + bytes(8) + pkesk[9:])  # the same session key, to nobody named
+    rest = b"".join(pgpkit.packet(t, body) for t, body in packets[1:])
+    raw = mailkit.inline(pgpkit.armor(hidden * 10_000 + rest))
+    assert 1_000_000 < len(raw) < 2_000_000
+    started = time.monotonic()
+    proc = mailkit.deliver(gate, raw)
+    assert proc.returncode == 4 and b"more than 32 recipients" in proc.stderr, proc.stderr
+    assert time.monotonic() - started < 5
+    few = mailkit.inline(pgpkit.armor(hidden * 3 + rest))  # a few are fine: gpg finds its key in one
+    proc = mailkit.deliver(gate, few)
+    assert proc.returncode == 4 and b"not signed" in proc.stderr, proc.stderr

@@ -20,7 +20,7 @@ LAYERS = [
      "timefmt",
      "lazylog", "sigstatus"},
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
-     "heartbeat", "procstats", "summary", "mailparse", "gpgrun", "openpgp", "mailstate", "mailsources"},
+     "heartbeat", "procstats", "summary", "mailparse", "gpgrun", "pgppackets", "openpgp", "mailstate", "mailsources"},
     {"jobs", "jobtypes", "environment", "shepherd", "spare", "scheduler", "eventlog", "submit",
      "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing",
      "mailactions", "mailreply"},
