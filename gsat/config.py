@@ -41,6 +41,9 @@ DEFAULTS = {
         "imap_user": None, "imap_password_file": None, "imap_folder": "INBOX",
         "imap_ca_file": None, "imap_interval": 60,
         "keep_rejected": 500,      # how many rejected mails mailgate/rejected keeps (the newest)
+        "address": None,           # what #GSAT-TO must name (None: the address `keys init` recorded)
+        "require_to": True,        # signed texts must name this gateway in a #GSAT-TO line
+        "max_per_hour": 60,        # accepted mails per key and hour (0: no limit)
     },
 }
 
@@ -152,6 +155,10 @@ def _validate_sections(values: dict) -> None:
                     raise UsageError(f"config {section}.{key}: {value!r} is not a number") from None
     if values["mailgate"]["imap_security"] not in ("tls", "starttls"):
         raise UsageError("config mailgate.imap_security: must be tls or starttls")
+    if not isinstance(values["mailgate"]["require_to"], bool):
+        raise UsageError("config mailgate.require_to: must be true or false")
+    if values["mailgate"]["max_per_hour"] < 0:
+        raise UsageError("config mailgate.max_per_hour: must be 0 (no limit) or more")
 
 
 def _merge(base: dict, over: dict) -> dict:

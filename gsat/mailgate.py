@@ -14,9 +14,10 @@ For each mail, in this order, and any failure rejects it:
 4. the signature must be younger than mailgate.max_age and not dated ahead
    by more than mailgate.future_skew; with mailgate.require_encryption,
    the mail must have been encrypted;
-5. the signed text must parse as a job script or command lines
-   (gsat.mailactions);
-6. the replay record is written (gsat.mailstate), durably;
+5. the signed text must parse as a job script or command lines and name
+   this gateway in a #GSAT-TO line (gsat.mailactions);
+6. the key's hourly quota is checked and the replay record written
+   (gsat.mailstate), durably;
 7. the action runs: a job is stored and its controller told, commands run
    as gsatctl subprocesses (no shell, `python -I`, in the home directory,
    importing this gsat and never one from the working directory) with
@@ -37,7 +38,7 @@ import time
 from gsat import client, mailactions, mailer, mailparse, mailreply, pgppackets, sigstatus, submit
 from gsat.config import Config, share_dir
 from gsat.errors import GsatError, Rejected, UsageError
-from gsat.mailstate import Allowlist, ReplayLog, check_address, mailgate_dir
+from gsat.mailstate import Allowlist, RateLimit, ReplayLog, check_address, gateway_address, mailgate_dir
 from gsat.openpgp import Keyring
 from gsat.record import Record
 
@@ -85,6 +86,17 @@ class Gateway:
         self.keyring = keyring_for(config)
         self.allowlist = Allowlist(config.home, self.settings["allow"])
         self.replay = ReplayLog(config.home)
+        self.rate = RateLimit(config.home, self.settings["max_per_hour"])
+        self.addresses = self._own_addresses()
+
+    def _own_addresses(self) -> set[str]:
+        """What a #GSAT-TO line may name: mailgate.address, else what `keys init` recorded."""
+        configured = self.settings["address"]
+        if isinstance(configured, str):
+            configured = [configured]
+        found = [check_address(a, "mailgate.address:") for a in configured or []] or \
+            [a for a in [gateway_address(self.config.home)] if a]
+        return {a.lower() for a in found}
 
     def handle(self, raw: bytes, now: float | None = None) -> Outcome:
         now = time.time() if now is None else now
@@ -118,9 +130,19 @@ class Gateway:
         address = self._authorise(opened, now)
         text = failing_closed("unreadable signed text", opened.text)
         action = mailactions.parse(text)
+        self._check_addressed(text)
         signature = opened.signature
-        self.replay.remember(signature.fingerprint, signature.time, text, now)
+        self.rate.admit(signature.fingerprint, now,
+                        lambda: self.replay.remember(signature.fingerprint, signature.time, text, now))
         return opened, address, action
+
+    def _check_addressed(self, text: str) -> None:
+        if not self.settings["require_to"]:
+            return
+        if not self.addresses:  # a set-up from before #GSAT-TO: say how to turn it on
+            log.warning("signed texts need not name this gateway: set mailgate.address to require it")
+            return
+        mailactions.check_addressed(text, self.addresses)
 
     def open(self, raw: bytes, layer: int = 0, inline: bool = False) -> Opened:
         """The one good signature over the mail, and what it covers (steps 1 and 2).
@@ -172,7 +194,7 @@ class Gateway:
         ctx = client.context()
         opts = {"name": "mail", "mail_to": [address], **submit.directives(script)}
         home = os.path.expanduser("~")
-        spec = submit.build(opts, "mail", [], dict(os.environ), home,
+        spec = submit.build(opts, "mail", [], mail_environ(), home,
                             [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host)
         ids, warning = client.store_and_notify(ctx, spec, script, submit.array_count(spec))
         log.info("submitted job %s", ",".join(map(str, ids)))
@@ -199,6 +221,13 @@ class Gateway:
             self._reply(f"a mail was rejected at {when}: {reason}\n"
                         f"(details in {mailgate_dir(self.config.home) / 'log'})\n",
                         "gsat: mail rejected", address, None)
+
+
+def mail_environ() -> dict:
+    """The environment a mailed job is submitted from: the login-like variables only, so that
+    -V or -v VAR in a mailed script never copies the gateway's (an MTA's, a cron job's) secrets."""
+    from gsat import environment
+    return {k: v for k, v in os.environ.items() if k in environment.KEEP or k.startswith("LC_")}
 
 
 def failing_closed(what: str, step, *args):

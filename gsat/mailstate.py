@@ -4,7 +4,10 @@
       gnupg/        the gateway's keyring (gsat.openpgp)
       allowlist     "FINGERPRINT reply-address" per line, '#' comments;
                     written by `gsat-mailgate keys allow|revoke`, editable
-      seen/         one file per accepted signature: the replay record
+      address       the gateway's address, written by `keys init` (a
+                    signed text must name it: mailgate.require_to)
+      seen/         one file per accepted mail: the replay record
+      rate/FPR      when each key's mails of the last hour were accepted
       rejected/     a Maildir of the mails `deliver` rejected: the newest
                     mailgate.keep_rejected (500), each cut at 256 KiB
       log, log.1    one line per mail: accepted or rejected, and why;
@@ -172,6 +175,56 @@ class ReplayLog:
                 fsutil.unlink_quietly(self.dir / name)
                 removed += 1
         return removed
+
+
+class RateLimit:
+    """At most `limit` accepted mails per key and hour (mailgate.max_per_hour; 0: no limit).
+
+    rate/FINGERPRINT holds the acceptance times of the last hour, one per
+    line; it is read and rewritten under an flock, held while the caller
+    records the mail, so that concurrent deliveries count right."""
+
+    def __init__(self, home: Path, limit: int):
+        self.dir = mailgate_dir(home) / "rate"
+        self.limit = int(limit)
+
+    def admit(self, fingerprint: str, now: float, record) -> None:
+        """record() unless `fingerprint` used up its hour (then Rejected); count it if record() returns."""
+        import fcntl
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        path = self.dir / normal_fingerprint(fingerprint)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            recent = [t for t in _times(fsutil.read_bytes(path) or b"") if now - 3600 < t <= now + 3600]
+            if self.limit and len(recent) >= self.limit:
+                raise Rejected(f"rate limit: {self.limit} mails of this key were accepted in the last hour "
+                               "(mailgate.max_per_hour)")
+            record()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, "".join(f"{t:.3f}\n" for t in recent + [now]).encode(), 0)
+        finally:
+            os.close(fd)
+
+
+def _times(data: bytes) -> list[float]:
+    out = []
+    for line in data.split():
+        try:
+            out.append(float(line))
+        except ValueError:
+            continue
+    return out
+
+
+def gateway_address(home: Path) -> str | None:
+    """The address `keys init` recorded for this gateway, if it did."""
+    data = fsutil.read_bytes(mailgate_dir(home) / "address")
+    return data.decode("utf-8", "replace").strip() or None if data else None
+
+
+def record_address(home: Path, address: str) -> None:
+    fsutil.atomic_write(mailgate_dir(home) / "address", check_address(address, "the gateway address").encode() + b"\n")
 
 
 def text_digest(text: str) -> str:

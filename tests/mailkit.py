@@ -15,7 +15,9 @@ from pathlib import Path
 from helpers import BIN
 
 DAY = 86400
-JOB = "#!/bin/sh\n#GSAT -N fromMail\necho hello from mail\n"
+GATEWAY = "gate@example.org"  # the address of the test gateway (`keys init --email`)
+TO = f"#GSAT-TO: {GATEWAY}\n"
+JOB = f"#!/bin/sh\n{TO}#GSAT -N fromMail\necho hello from mail\n"
 REPLY_TO = "alice-replies@example.org"
 
 

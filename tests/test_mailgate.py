@@ -19,7 +19,7 @@ import pytest
 
 import mailkit
 from helpers import BIN, wait_for
-from mailkit import DAY, JOB, REPLY_TO, Person, configure, deliver, gate_log, stored_jobs
+from mailkit import DAY, JOB, REPLY_TO, TO, Person, configure, deliver, gate_log, stored_jobs
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -74,7 +74,7 @@ def test_inline_clearsigned_commands_run_and_their_output_is_the_reply(gate, peo
     gate.start()
     held = gate.submit("#!/bin/sh\necho released\n", "-H")
     gate.wait_state(held, "held")
-    raw = mailkit.inline(people["alice"].clearsign(f"gqrls {held}\ngqstat {held}\n\ngqpeek {held}\n"))
+    raw = mailkit.inline(people["alice"].clearsign(f"{TO}gqrls {held}\ngqstat {held}\n\ngqpeek {held}\n"))
     assert deliver(gate, raw).returncode == 0
     text = the_reply(gate, people["alice"], tmp_path)
     assert f"$ gqrls {held}\n" in text and f"$ gqstat {held}\n" in text and f"$ gqpeek {held}\n" in text
@@ -93,14 +93,14 @@ def test_mailed_commands_never_import_code_from_the_directory_the_gateway_was_st
     for path in ("gsat.py", "gsat/__init__.py", "gsat/cli/__init__.py", "gsat/cli/gsatctl.py"):
         (planted / path).write_text(payload)
     job = gate.submit("#!/bin/sh\ntrue\n", "-H")
-    proc = deliver(gate, mailkit.inline(people["alice"].clearsign(f"gqstat {job}\n")), cwd=planted)
+    proc = deliver(gate, mailkit.inline(people["alice"].clearsign(f"{TO}gqstat {job}\n")), cwd=planted)
     assert proc.returncode == 0, proc.stderr
     text = the_reply(gate, people["alice"], tmp_path)
     assert f"$ gqstat {job}\n" in text and "ImportError" not in text and "(exit" not in text, text
     maildir = tmp_path / "Maildir"
     for sub in ("tmp", "new", "cur"):
         (maildir / sub).mkdir(parents=True)
-    mailkit.maildir_put(maildir, mailkit.inline(people["alice"].clearsign("gqstat\n")))
+    mailkit.maildir_put(maildir, mailkit.inline(people["alice"].clearsign(TO + "gqstat\n")))
     watched = subprocess.run([str(BIN / "gsat-mailgate"), "watch", str(maildir), "--once"], env=gate.env,
                              cwd=planted, capture_output=True, timeout=60)
     assert watched.stdout == b"1 accepted, 0 rejected\n", watched.stderr
@@ -423,14 +423,14 @@ def test_a_gateway_key_with_a_passphrase_signs_replies_once_config_names_its_fil
     gsat.mail_port, gsat.mails = smtp
     secret = tmp_path / "gate.pass"
     secret.write_text("correct horse\n")
-    gsat.run("gsat-mailgate", "keys", "init", "--passphrase-file", secret, check=True)
+    gsat.run("gsat-mailgate", "keys", "init", "--passphrase-file", secret, "--email", mailkit.GATEWAY, check=True)
     (tmp_path / "alice.asc").write_bytes(people["alice"].public_key())
     gsat.run("gsat-mailgate", "keys", "allow", tmp_path / "alice.asc", "--reply-to", REPLY_TO, check=True)
     people["alice"].gpg("--import", data=gsat.run("gsat-mailgate", "keys", "export", check=True).stdout.encode())
     own = gsat.run("gsat-mailgate", "keys", "list", check=True).stdout.split("gateway")[0].split()[-2]
     try:
         configure(gsat)  # no passphrase_file: the job is taken, the reply cannot be signed
-        assert deliver(gsat, mailkit.inline(people["alice"].clearsign("#!/bin/sh\ntrue\n"))).returncode == 0
+        assert deliver(gsat, mailkit.inline(people["alice"].clearsign(f"#!/bin/sh\n{TO}true\n"))).returncode == 0
         assert len(stored_jobs(gsat)) == 1 and "not sent" in gate_log(gsat)
         configure(gsat, passphrase_file=str(secret))
         assert deliver(gsat, mailkit.inline(people["alice"].clearsign(JOB))).returncode == 0

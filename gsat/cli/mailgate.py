@@ -19,7 +19,7 @@ import sys
 from gsat import config as configmod, fsutil, watch as watchmod
 from gsat.cli.common import parser, run, say
 from gsat.errors import NOT_ALLOWED, GsatError, UsageError
-from gsat.mailstate import Allowlist, mailgate_dir, normal_fingerprint
+from gsat.mailstate import Allowlist, mailgate_dir, normal_fingerprint, record_address
 
 PROG = "gsat-mailgate"
 EX_TEMPFAIL = 75
@@ -165,7 +165,7 @@ def _keys(config, args) -> int:
     keyring = mailgate.keyring_for(config)
     allowlist = Allowlist(config.home, config["mailgate"]["allow"])
     if args.action == "init":
-        return _keys_init(keyring, args)
+        return _keys_init(keyring, args, config)
     if args.action == "export":
         sys.stdout.write(keyring.export_public(keyring.own_fingerprint()))
         return 0
@@ -189,7 +189,7 @@ def _keys(config, args) -> int:
     return _keys_allow(keyring, allowlist, fingerprints, args)
 
 
-def _keys_init(keyring, args) -> int:
+def _keys_init(keyring, args, config) -> int:
     import socket
     passphrase = None
     if args.passphrase_file:
@@ -202,7 +202,9 @@ def _keys_init(keyring, args) -> int:
             raise UsageError("an empty passphrase")
     email = args.email or f"{os.environ.get('USER') or 'gsat'}@{socket.getfqdn()}"
     fpr = keyring.create_own(args.name, email, passphrase)
+    record_address(config.home, email)  # from now on, signed texts must name it (#GSAT-TO)
     print(f"gateway key {fpr} <{email}>")
+    print(f"signed texts must hold the line: #GSAT-TO: {email}")
     print("give users its public key: gsat-mailgate keys export > gateway.asc")
     return 0
 
