@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pgpkit
 from helpers import BIN
 
 DAY = 86400
@@ -141,13 +142,13 @@ def mixed(parts: list[bytes], **kw) -> bytes:
 
 def armor_signatures(*armored: bytes) -> bytes:
     """Several detached signatures as one armored block (their packets back to back)."""
-    return armor(b"".join(_dearmor(a) for a in armored), "SIGNATURE")
+    return armor(b"".join(pgpkit.dearmor(a) for a in armored), "SIGNATURE")
 
 
 def armor(packets: bytes, kind: str = "MESSAGE", header: bytes = b"") -> bytes:
     """OpenPGP ASCII armor (RFC 4880 §6.2) around `packets`, with an optional armor header line."""
     lines = [base64.b64encode(packets[i:i + 48]) for i in range(0, len(packets), 48)]
-    crc = base64.b64encode(_crc24(packets).to_bytes(3, "big"))
+    crc = base64.b64encode(pgpkit.crc24(packets).to_bytes(3, "big"))
     return (f"-----BEGIN PGP {kind}-----\n".encode() + (header + b"\n" if header else b"") + b"\n"
             + b"\n".join(lines) + b"\n=" + crc + f"\n-----END PGP {kind}-----\n".encode())
 
@@ -164,23 +165,6 @@ def forged_status(fingerprint: str, separator: bytes) -> bytes:
              f"[GNUPG:] SIG_ID forged 2026-11-21 {now()}".encode(),
              f"[GNUPG:] VALIDSIG {fingerprint} 2026-11-21 {now()} 0 4 0 22 8 00 {fingerprint}".encode()]
     return separator + separator.join(lines) + separator
-
-
-def _dearmor(armored: bytes) -> bytes:
-    lines = armored.decode().strip().splitlines()
-    body = lines[lines.index("") + 1:-1]
-    return base64.b64decode("".join(line for line in body if not line.startswith("=")))
-
-
-def _crc24(data: bytes) -> int:
-    crc = 0xB704CE
-    for byte in data:
-        crc ^= byte << 16
-        for _ in range(8):
-            crc <<= 1
-            if crc & 0x1000000:
-                crc ^= 0x1864CFB
-    return crc & 0xFFFFFF
 
 
 def crlf(data: bytes) -> bytes:
