@@ -15,11 +15,10 @@
 
 The replay record is keyed on what the signer decided, not on how the
 signature is encoded: the signing key's primary fingerprint, the
-signature's creation time and a SHA-256 of the signed text.  (gpg's SIG_ID,
-the key of older records, is a hash of the
-signature's numbers, and those can be re-encoded without the key while gpg
-still reports the same good signature: EdDSA S + k*L, ECDSA n - s, RSA
-s + k*n.)  The text is hashed in a canonical form (lines split at LF, each
+signature's creation time and a SHA-256 of the signed text.  (gpg's
+SIG_ID, the key of older records, is a hash of the signature's numbers,
+and those can be re-encoded without the key while gpg still reports the
+same good signature: EdDSA S + k*L, ECDSA n - s, RSA s + k*n.)  The text is hashed in a canonical form (lines split at LF, each
 without trailing blanks or CR, no trailing empty lines), so that edits a
 signature does not cover change nothing; signing the same text again at
 another second is a new mail.  A resent mail with new Message-ID, Date or
