@@ -41,6 +41,10 @@ DEFAULTS = {
         "imap_host": "localhost", "imap_port": 993, "imap_security": "tls",  # tls | starttls
         "imap_user": None, "imap_password_file": None, "imap_folder": "INBOX",
         "imap_ca_file": None, "imap_interval": 60,
+        "keep_rejected": 500,      # how many rejected mails mailgate/rejected keeps (the newest)
+        "address": None,           # what #GSAT-TO must name (None: the address `keys init` recorded)
+        "require_to": True,        # signed texts must name this gateway in a #GSAT-TO line
+        "max_per_hour": 60,        # accepted mails per key and hour (0: no limit)
     },
 }
 

@@ -14,7 +14,13 @@ Three shapes are accepted, and only at the top level of the message:
 
 Anything else (no signature, a signed part wrapped in multipart/mixed,
 text outside the armor) is Rejected: unsigned text beside signed text
-must never reach the actions.  Stdlib only.
+must never reach the actions.
+
+Every header block is bounded before Python's email package sees it (at
+most MAX_HEAD bytes, and at most MAX_PARAMS parameters in each Content-*
+header): CPython 3.11 parses parameters in quadratic time, and the
+parameters of the top-level Content-Type are read before any signature is
+checked.  Stdlib only.
 """
 
 import email
@@ -27,6 +33,8 @@ from gsat.errors import Rejected
 from gsat.record import Record
 
 MAX_MAIL = 4 << 20
+MAX_HEAD = 64 << 10
+MAX_PARAMS = 100
 # the armor lines an inline block must consist of, in order (RFC 4880 §6.2, §7)
 CLEARSIGNED = (b"-----BEGIN PGP SIGNED MESSAGE-----", b"-----BEGIN PGP SIGNATURE-----",
                b"-----END PGP SIGNATURE-----")
@@ -46,6 +54,7 @@ def seal_of(raw: bytes) -> Sealed:
     if len(raw) > MAX_MAIL:
         raise Rejected(f"mail larger than {MAX_MAIL} bytes")
     head, body = _split_head(raw)
+    check_head(head)
     message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head + b"\r\n")
     ctype = message.get_content_type()
     if ctype == "multipart/signed":
@@ -53,21 +62,64 @@ def seal_of(raw: bytes) -> Sealed:
     if ctype == "multipart/encrypted":
         return _encrypted(message, body)
     if ctype == "text/plain":
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        message = _entity(raw)
         return seal_of_text(message.get_payload(decode=True) or b"")
-    raise Rejected(f"not signed: a {ctype} mail (PGP/MIME or an inline signed text body is needed)")
+    raise rejected("not signed: PGP/MIME or an inline signed text body is needed", ctype)
+
+
+def rejected(reason: str, detail: str) -> Rejected:
+    """A rejection whose `detail` holds words the sender chose: logged, never put in a reply."""
+    exc = Rejected(reason)
+    exc.detail = "".join(c for c in str(detail) if c.isprintable())[:100]
+    return exc
 
 
 def header(raw: bytes, name: str) -> str | None:
-    """One header of `raw`, for logs and loop prevention only (headers are never trusted):
-    printable characters only, at most 100."""
-    head, _ = _split_head(raw)
-    wanted = name.lower().encode() + b":"
-    for line in head.splitlines():
-        if line[:len(wanted)].lower() == wanted:
-            text = line[len(wanted):].strip().decode("ascii", "replace")
-            return "".join(c for c in text if c.isprintable())[:100]
-    return None
+    """The first `name` header of `raw`, unfolded, for logs and loop prevention only (headers are
+    never trusted): printable characters only, at most 100."""
+    return next(iter(headers(raw, name)), None)
+
+
+def headers(raw: bytes, name: str) -> list[str]:
+    """Every `name` header of `raw`, each unfolded: printable characters only, at most 100."""
+    head, _ = _split_head(raw[:MAX_HEAD + 4])
+    wanted = name.lower().encode()
+    return ["".join(c for c in value.decode("ascii", "replace") if c.isprintable()).strip()[:100]
+            for key, value in _unfolded(head) if key.strip().lower() == wanted]
+
+
+def auto_submitted(raw: bytes) -> bool:
+    """Whether `raw` says it was sent by a program (RFC 3834): any Auto-Submitted other than "no"."""
+    return any(value.split("(")[0].strip().lower() != "no" for value in headers(raw, "Auto-Submitted"))
+
+
+def check_head(head: bytes) -> None:
+    """Rejected unless the header block `head` is small enough to give to the email package."""
+    if len(head) > MAX_HEAD:
+        raise Rejected(f"header block larger than {MAX_HEAD} bytes")
+    for name, value in _unfolded(head):
+        if name.lower().startswith(b"content-") and value.count(b";") > MAX_PARAMS:
+            raise Rejected(f"a Content-* header with more than {MAX_PARAMS} parameters")
+
+
+def _unfolded(head: bytes):
+    """(name, value) of each header line, continuation lines joined (RFC 5322 §2.2.3)."""
+    name, value = None, b""
+    for line in re.split(rb"\r?\n", head):
+        if line[:1] in (b" ", b"\t") and name is not None:
+            value += line
+            continue
+        if name is not None:
+            yield name, value
+        name, _, value = line.partition(b":")
+    if name is not None:
+        yield name, value
+
+
+def _entity(data: bytes, policy=email.policy.compat32):
+    """A MIME entity parsed from bytes, once its header block passed check_head."""
+    check_head(_split_head(data)[0])
+    return email.message_from_bytes(data, policy=policy)
 
 
 def is_mime_entity(sealed: Sealed) -> bool:
@@ -77,15 +129,15 @@ def is_mime_entity(sealed: Sealed) -> bool:
 
 def text_of_entity(entity: bytes) -> str:
     """The text of a signed MIME entity: exactly one text/plain body and nothing else."""
-    message = email.message_from_bytes(entity, policy=email.policy.default)
+    message = _entity(entity, email.policy.default)
     leaves = [part for part in message.walk() if not part.is_multipart()]
     if len(leaves) != 1 or leaves[0].get_content_type() != "text/plain":
         kinds = ", ".join(part.get_content_type() for part in leaves) or "nothing"
-        raise Rejected(f"the signed part must be one text/plain body, not {kinds}")
+        raise rejected("the signed part must be one text/plain body", kinds)
     try:
         text = normalise(leaves[0].get_content())
     except (LookupError, ValueError, TypeError) as exc:
-        raise Rejected(f"the signed text cannot be decoded: {exc}") from None
+        raise rejected("the signed text cannot be decoded", str(exc)) from None
     if _param(leaves[0], "format").lower() == "flowed":
         return unflow(text, _param(leaves[0], "delsp").lower() == "yes")
     return text
@@ -115,7 +167,8 @@ def text_of_plain(data: bytes) -> str:
 
 
 def normalise(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    """CRLF line ends as LF; a lone CR stays what it is (command lines reject it)."""
+    return text.replace("\r\n", "\n")
 
 
 def _split_head(raw: bytes) -> tuple[bytes, bytes]:
@@ -143,9 +196,9 @@ def _two_parts(message, body: bytes, protocol: str) -> list[bytes]:
 
 def _detached(message, body: bytes) -> Sealed:
     parts = _two_parts(message, body, "application/pgp-signature")
-    signature = email.message_from_bytes(parts[1], policy=email.policy.compat32)
+    signature = _entity(parts[1])
     if signature.get_content_type() != "application/pgp-signature":
-        raise Rejected(f"second part of multipart/signed is {signature.get_content_type()}")
+        raise rejected("the second part of multipart/signed is not a signature", signature.get_content_type())
     data = _crlf(parts[0])
     if b"\r" in data.replace(b"\r\n", b""):
         # a text-mode signature does not cover a CR before CRLF, so it could be
@@ -156,7 +209,7 @@ def _detached(message, body: bytes) -> Sealed:
 
 def _encrypted(message, body: bytes) -> Sealed:
     parts = _two_parts(message, body, "application/pgp-encrypted")
-    payload = email.message_from_bytes(parts[1], policy=email.policy.compat32).get_payload(decode=True) or b""
+    payload = _entity(parts[1]).get_payload(decode=True) or b""
     return Sealed(kind="encrypted-mime", armored=_one_block(payload, ARMORED))
 
 

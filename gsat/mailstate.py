@@ -4,16 +4,33 @@
       gnupg/        the gateway's keyring (gsat.openpgp)
       allowlist     "FINGERPRINT reply-address" per line, '#' comments;
                     written by `gsat-mailgate keys allow|revoke`, editable
-      seen/         one file per accepted signature: the replay record
-      rejected/     a Maildir of the mails `deliver` rejected
-      log           one line per mail: accepted or rejected, and why
+      address       the gateway's address, written by `keys init` (a
+                    signed text must name it: mailgate.require_to)
+      seen/         one file per accepted mail: the replay record
+      rate/FPR      when each key's mails of the last hour were accepted
+      rejected/     a Maildir of the mails `deliver` rejected: the newest
+                    mailgate.keep_rejected (500), each cut at 256 KiB
+      log, log.1    one line per mail: accepted or rejected, and why;
+                    at 1 MiB log becomes log.1 (the older log.1 goes)
 
-The replay record is keyed on the signature itself: the signing key's
-primary fingerprint, the signature's time and gpg's SIG_ID (computed from
-the signature, not from the mail's bytes), so a resent mail with new
-Message-ID, Date or From headers, or with its text altered in ways a
-text-mode signature does not cover, is still the same mail.  It is created exclusively and fsynced before any
-action runs: a mail acts at most once, even across crashes and restarts.
+The replay record is keyed on what the signer decided, not on how the
+signature is encoded: the signing key's primary fingerprint, the
+signature's creation time and a SHA-256 of the signed text.  (gpg's
+SIG_ID, the key of older records, is a hash of the signature's numbers,
+and those can be re-encoded without the key while gpg still reports the
+same good signature: EdDSA S + k*L, ECDSA n - s, RSA s + k*n.)  The text is hashed in a canonical form (lines split at LF, each
+without trailing blanks or CR, no trailing empty lines), so that edits a
+signature does not cover change nothing; signing the same text again at
+another second is a new mail.  A resent mail with new Message-ID, Date or
+From, re-encrypted or with its signature re-encoded, is still the same
+mail.  The record is created exclusively and fsynced before any action
+runs: a mail acts at most once, even across crashes and restarts.
+
+Records written before this key (JSON without "v") are renamed, once, to a
+name made of fingerprint and time alone (seen/.v2 marks that done): a mail
+accepted before the change still counts as a replay for any text signed by
+that key in that second.
+
 Records are pruned a day after they leave the age window, measured with the
 largest max_age ever used here (kept in seen/.horizon), so raising max_age
 never makes an old signature acceptable again.
@@ -28,6 +45,8 @@ from gsat.errors import Rejected, UsageError
 from gsat.paths import Path
 
 PRUNE_MARGIN = 86400
+KEEP_REJECTED = 500
+KEPT_BYTES = 256 << 10
 HEX = frozenset("0123456789ABCDEF")
 
 
@@ -97,17 +116,45 @@ class ReplayLog:
         self.dir = mailgate_dir(home) / "seen"
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
 
-    def remember(self, fingerprint: str, signed_at: int, sig_id: str, now: float) -> None:
-        """Record the signature durably, or Rejected when it was seen before."""
-        name = hashlib.sha256(f"{fingerprint}:{signed_at}:{sig_id}".encode()).hexdigest()
-        record = {"fingerprint": fingerprint, "signed_at": signed_at, "sig_id": sig_id, "seen_at": now}
+    def remember(self, fingerprint: str, signed_at: int, text: str, now: float) -> None:
+        """Record the signed text durably, or Rejected when it was seen before."""
+        self._migrate()
+        digest = text_digest(text)
+        if os.path.exists(self.dir / legacy_name(fingerprint, signed_at)):
+            self._replayed(legacy_name(fingerprint, signed_at))
+        name = record_name(fingerprint, signed_at, digest)
+        record = {"v": 2, "fingerprint": fingerprint, "signed_at": signed_at, "text_sha256": digest,
+                  "seen_at": now}
         try:
             fsutil.write_new(self.dir / name, jsontext.dumps(record).encode())
         except FileExistsError:
-            seen = fsutil.read_json(self.dir / name) or {}
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seen.get("seen_at", 0)))
-            raise Rejected(f"replay: this signature was accepted at {when}; sign anew") from None
+            self._replayed(name)
         fsutil.fsync_dir(self.dir)
+
+    def _replayed(self, name: str):
+        try:
+            seen = fsutil.read_json(self.dir / name) or {}
+        except ValueError:
+            seen = {}
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seen.get("seen_at", 0)))
+        raise Rejected(f"replay: this signed text was accepted at {when}; sign anew") from None
+
+    def _migrate(self) -> None:
+        """Rename records keyed on gpg's SIG_ID to their fingerprint-and-time name (once)."""
+        marker = self.dir / ".v2"
+        if os.path.exists(marker):
+            return
+        for name in os.listdir(self.dir):
+            try:
+                record = None if name.startswith(".") else fsutil.read_json(self.dir / name)
+            except (ValueError, OSError):
+                continue
+            if isinstance(record, dict) and "v" not in record and "fingerprint" in record:
+                try:
+                    os.replace(self.dir / name, self.dir / legacy_name(record["fingerprint"], record["signed_at"]))
+                except OSError:  # another process migrated it first
+                    pass
+        fsutil.atomic_write(marker, b"records keyed on fingerprint, time and text\n")
 
     def prune(self, now: float, max_age: float) -> int:
         horizon_file = self.dir / ".horizon"
@@ -129,12 +176,91 @@ class ReplayLog:
         return removed
 
 
-def keep_rejected(home: Path, raw: bytes) -> Path:
-    """File a rejected mail in the Maildir mailgate/rejected; its path."""
+class RateLimit:
+    """At most `limit` accepted mails per key and hour (mailgate.max_per_hour; 0: no limit).
+
+    rate/FINGERPRINT holds the acceptance times of the last hour, one per
+    line; it is read and rewritten under an flock, held while the caller
+    records the mail, so that concurrent deliveries count right."""
+
+    def __init__(self, home: Path, limit: int):
+        self.dir = mailgate_dir(home) / "rate"
+        self.limit = int(limit)
+
+    def admit(self, fingerprint: str, now: float, record) -> None:
+        """record() unless `fingerprint` used up its hour (then Rejected); count it if record() returns."""
+        import fcntl
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        path = self.dir / normal_fingerprint(fingerprint)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            recent = [t for t in _times(fsutil.read_bytes(path) or b"") if now - 3600 < t <= now + 3600]
+            if self.limit and len(recent) >= self.limit:
+                raise Rejected(f"rate limit: {self.limit} mails of this key were accepted in the last hour "
+                               "(mailgate.max_per_hour)")
+            record()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, "".join(f"{t:.3f}\n" for t in recent + [now]).encode(), 0)
+        finally:
+            os.close(fd)
+
+
+def _times(data: bytes) -> list[float]:
+    out = []
+    for line in data.split():
+        try:
+            out.append(float(line))
+        except ValueError:
+            continue
+    return out
+
+
+def gateway_address(home: Path) -> str | None:
+    """The address `keys init` recorded for this gateway, if it did."""
+    data = fsutil.read_bytes(mailgate_dir(home) / "address")
+    return data.decode("utf-8", "replace").strip() or None if data else None
+
+
+def record_address(home: Path, address: str) -> None:
+    fsutil.atomic_write(mailgate_dir(home) / "address", check_address(address, "the gateway address").encode() + b"\n")
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of `text` in the canonical form the replay record uses."""
+    lines = [line.rstrip(" \t\r") for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def record_name(fingerprint: str, signed_at: int, digest: str) -> str:
+    return hashlib.sha256(f"v2:{fingerprint}:{signed_at}:{digest}".encode()).hexdigest()
+
+
+def legacy_name(fingerprint: str, signed_at: int) -> str:
+    return hashlib.sha256(f"legacy:{fingerprint}:{signed_at}".encode()).hexdigest()
+
+
+def keep_rejected(home: Path, raw: bytes, keep: int = KEEP_REJECTED) -> Path:
+    """File a rejected mail in the Maildir mailgate/rejected; its path.
+
+    Anybody can send mail, so the folder is bounded: a mail is kept cut at
+    KEPT_BYTES, and only the `keep` newest are kept (names sort in arrival
+    order)."""
     folder = mailgate_dir(home) / "rejected"
     for sub in ("tmp", "new", "cur"):
         os.makedirs(folder / sub, mode=0o700, exist_ok=True)
-    name = f"{int(time.time())}.P{os.getpid()}R{os.urandom(4).hex()}.{os.uname().nodename}"
-    fsutil.write_new(folder / "tmp" / name, raw)
+    now = time.time()
+    name = f"{int(now)}.M{int(now * 1e6) % 1000000:06d}P{os.getpid()}R{os.urandom(4).hex()}.{os.uname().nodename}"
+    fsutil.write_new(folder / "tmp" / name, raw[:KEPT_BYTES])
     os.rename(folder / "tmp" / name, folder / "new" / name)
+    _keep_newest(folder, max(1, keep))
     return folder / "new" / name
+
+
+def _keep_newest(folder: Path, keep: int) -> None:
+    kept = sorted((name, sub) for sub in ("new", "cur") for name in os.listdir(folder / sub)
+                  if not name.startswith("."))
+    for name, sub in kept[:-keep]:
+        fsutil.unlink_quietly(folder / sub / name)

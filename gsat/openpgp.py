@@ -5,18 +5,12 @@ key pair and the public keys of the people who may mail it.  Membership
 plus the allowlist is the authorisation, so gpg runs with
 `--trust-model always`: gpg's web of trust plays no part.
 
-Verification results are not taken from python-gnupg's summary fields
-(a GOODSIG after a BADSIG turns `valid` back on): every status line is
-recorded in order and gsat.sigstatus judges them.  A status line that
-python-gnupg cannot parse is recorded as HANDLER_ERROR, and a non-zero exit
-of gpg as GPG_EXIT; both reject.
-
-gpg's status lines share stderr with its messages, and some of those echo
-what the mail says (an unknown armor header, for one).  python-gnupg splits
-stderr into lines with a text reader that also breaks at NEL (0x85), VT,
-FS and CR, so a forged "[GNUPG:] GOODSIG ..." behind one of those bytes
-would read as a status line.  _StatusGPG splits gpg's stderr at LF only,
-where gpg itself ends a line, so text gpg echoes can never start one.
+Reading mail does not go through python-gnupg but through gsat.gpgrun,
+which bounds gpg's output and time and reads its status lines from a pipe
+of their own; gsat.sigstatus judges them (python-gnupg's summary fields
+would not do: a GOODSIG after a BADSIG turns `valid` back on).
+python-gnupg makes and manages keys and signs the gateway's replies, whose
+input is gsat's own.
 """
 
 import os
@@ -24,43 +18,11 @@ import tempfile
 
 import gnupg
 
+from gsat import gpgrun
 from gsat.errors import UsageError
 from gsat.paths import Path
 
 GPG_OPTIONS = ["--trust-model", "always", "--no-auto-key-retrieve", "--no-auto-key-locate"]
-
-
-class _Recorder:
-    """Mixed into python-gnupg's result classes: keeps every status line."""
-
-    def __init__(self, gpg):
-        super().__init__(gpg)
-        self.statuses = []
-
-    def handle_status(self, key, value):
-        self.statuses.append((key, value))
-        try:
-            super().handle_status(key, value)
-        except (ValueError, KeyError, IndexError):
-            self.statuses.append(("HANDLER_ERROR", key))
-
-
-class _StatusGPG(gnupg.GPG):
-    def _read_response(self, stream, result):
-        raw = stream.stream.read()  # the bytes under python-gnupg's text reader
-        for line in raw.split(b"\n"):
-            if line.startswith(b"[GNUPG:] "):
-                keyword, _, value = line[9:].rstrip(b"\r").decode("utf-8", "replace").partition(" ")
-                result.handle_status(keyword, value)
-        result.stderr = raw.decode("utf-8", "replace")
-
-
-class _Verify(_Recorder, gnupg.Verify):
-    pass
-
-
-class _Crypt(_Recorder, gnupg.Crypt):
-    pass
 
 
 class Keyring:
@@ -69,8 +31,7 @@ class Keyring:
         os.chmod(home, 0o700)
         self.home = Path(home)
         self.passphrase = passphrase
-        self.gpg = _StatusGPG(gnupghome=str(home), options=GPG_OPTIONS)
-        self.gpg.result_map = {**self.gpg.result_map, "verify": _Verify, "crypt": _Crypt}
+        self.gpg = gnupg.GPG(gnupghome=str(home), options=GPG_OPTIONS)
 
     # -- reading mail
 
@@ -79,16 +40,18 @@ class Keyring:
         with tempfile.NamedTemporaryFile(dir=self.home, prefix=".sig.") as sig:
             sig.write(signature)
             sig.flush()
-            result = self.gpg.verify_data(sig.name, data)
-        return _with_exit(result)
+            return self._gpg(["--verify", sig.name, "-"], data).statuses
 
     def open_armored(self, armored: bytes) -> tuple[bytes, list[tuple[str, str]]]:
         """Clearsigned, signed or encrypted data: (the signed or decrypted content, statuses).
 
         `gpg --decrypt` outputs only what the signature covers, never the
-        text around it."""
-        result = self.gpg.decrypt(armored, passphrase=self.passphrase)
-        return result.data, _with_exit(result)
+        text around it; at most gpgrun.MAX_OUTPUT bytes of it."""
+        result = self._gpg(["--decrypt"], armored)
+        return result.output, result.statuses
+
+    def _gpg(self, args: list[str], data: bytes) -> gpgrun.GpgResult:
+        return gpgrun.run(self.home, GPG_OPTIONS + args, data, self.passphrase)
 
     # -- writing replies
 
@@ -140,7 +103,3 @@ class Keyring:
     def delete_public(self, fingerprint: str) -> None:
         self.gpg.delete_keys(fingerprint)
 
-
-
-def _with_exit(result) -> list[tuple[str, str]]:
-    return result.statuses + ([("GPG_EXIT", str(result.returncode))] if result.returncode else [])

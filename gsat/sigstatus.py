@@ -8,8 +8,9 @@ by a live key, with a hash of at least SHA-256; anything else fails closed
 with a reason, as does any sign of trouble (NODATA, FAILURE, ERROR, a
 non-zero exit of gpg).  Which key and when come from VALIDSIG: the primary
 key's fingerprint (field 10, the one the allowlist names) and the
-signature's time (field 3); SIG_ID names the signature itself, whatever
-bytes of the mail carried it (the replay record's key).
+signature's time (field 3).  SIG_ID is a hash of the signature's numbers,
+which can be re-encoded without the key, so it is checked to be there and
+never used as the replay record's key (gsat.mailstate).
 
 Stdlib only; the statuses are (KEYWORD, rest-of-line) pairs in gpg's order.
 """
@@ -22,7 +23,6 @@ from gsat.record import Record
 
 FATAL = {
     "BADSIG": "bad signature",
-    "ERRSIG": "signature cannot be checked (unknown key)",
     "NO_PUBKEY": "signature by an unknown key",
     "EXPSIG": "signature has expired",
     "EXPKEYSIG": "signing key has expired",
@@ -36,6 +36,9 @@ FATAL = {
     "ERROR": "gpg reported an error",
     "GPG_EXIT": "gpg exited with an error",
     "HANDLER_ERROR": "unreadable gpg status",
+    "TOO_LARGE": "what gpg unpacked is larger than a mail may be (a compression bomb?)",
+    "TOO_CHATTY": "gpg said too much about this mail",
+    "TIMEOUT": "gpg took too long over this mail",
 }
 # encrypted to several keys: the ones the gateway lacks are fine once one worked
 NO_SECKEY = "NO_SECKEY"
@@ -70,11 +73,24 @@ def verdict(statuses: list[tuple[str, str]]) -> Signature:
 def check_fatal(statuses: list[tuple[str, str]]) -> None:
     """Rejected when gpg reported any kind of failure."""
     keys = [key for key, _ in statuses]
-    for key in keys:
+    for key, value in statuses:
+        if key == "ERRSIG":
+            raise Rejected(_errsig_reason(value.split(), "NO_PUBKEY" in keys))
         if key in FATAL:
             raise Rejected(FATAL[key])
         if key == NO_SECKEY and "DECRYPTION_OKAY" not in keys:
             raise Rejected("encrypted to a key the gateway does not have")
+
+
+def _errsig_reason(fields: list[str], no_pubkey: bool) -> str:
+    """Why gpg could not check a signature: ERRSIG is keyid, key algorithm, hash, class, time, rc."""
+    if no_pubkey or (len(fields) > 5 and fields[5] == "9"):
+        return "signature by an unknown key"
+    hash_id = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else None
+    if hash_id in WEAK_HASHES:
+        return f"weak hash {WEAK_HASHES[hash_id]}: SHA-256 or stronger is needed"
+    return ("signature cannot be checked by gpg: a clearsigned Hash: header that does not name the "
+            "signature's hash, or an algorithm gpg refuses")
 
 
 def was_encrypted(statuses: list[tuple[str, str]]) -> bool:

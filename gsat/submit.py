@@ -28,7 +28,7 @@ def directives(script: bytes) -> dict:
             continue
         if stripped and not stripped.startswith("#"):
             break
-        if stripped.startswith("#GSAT"):
+        if stripped.startswith("#GSAT") and not stripped.startswith("#GSAT-TO:"):  # the mail gateway's
             import shlex  # only scripts with directives pay for it
             try:
                 tokens += shlex.split(stripped[5:])

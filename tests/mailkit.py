@@ -12,22 +12,26 @@ import subprocess
 import time
 from pathlib import Path
 
+import pgpkit
 from helpers import BIN
 
 DAY = 86400
-JOB = "#!/bin/sh\n#GSAT -N fromMail\necho hello from mail\n"
+GATEWAY = "gate@example.org"  # the address of the test gateway (`keys init --email`)
+TO = f"#GSAT-TO: {GATEWAY}\n"
+JOB = f"#!/bin/sh\n{TO}#GSAT -N fromMail\necho hello from mail\n"
 REPLY_TO = "alice-replies@example.org"
 
 
 class Person:
-    def __init__(self, root: Path, name: str, expire: str = "0", created: int | None = None):
+    def __init__(self, root: Path, name: str, expire: str = "0", created: int | None = None,
+                 algos: tuple[str, str] = ("ed25519", "cv25519")):
         self.name = name
         self.email = f"{name}@example.org"
         self.home = root / name
         self.home.mkdir(mode=0o700, parents=True)
-        self.gpg("--quick-gen-key", f"{name} <{self.email}>", "ed25519", "sign,cert", expire, at=created)
+        self.gpg("--quick-gen-key", f"{name} <{self.email}>", algos[0], "sign,cert", expire, at=created)
         self.fingerprint = self.gpg("--with-colons", "--list-keys", self.email).decode().split("fpr:::::::::")[1][:40]
-        self.gpg("--quick-add-key", self.fingerprint, "cv25519", "encr", expire, at=created)
+        self.gpg("--quick-add-key", self.fingerprint, algos[1], "encr", expire, at=created)
 
     def gpg(self, *args, data: bytes | None = None, at: int | None = None, check: bool = True) -> bytes:
         cmd = ["gpg", "--homedir", str(self.home), "--batch", "--yes", "--pinentry-mode", "loopback",
@@ -138,13 +142,13 @@ def mixed(parts: list[bytes], **kw) -> bytes:
 
 def armor_signatures(*armored: bytes) -> bytes:
     """Several detached signatures as one armored block (their packets back to back)."""
-    return armor(b"".join(_dearmor(a) for a in armored), "SIGNATURE")
+    return armor(b"".join(pgpkit.dearmor(a) for a in armored), "SIGNATURE")
 
 
 def armor(packets: bytes, kind: str = "MESSAGE", header: bytes = b"") -> bytes:
     """OpenPGP ASCII armor (RFC 4880 §6.2) around `packets`, with an optional armor header line."""
     lines = [base64.b64encode(packets[i:i + 48]) for i in range(0, len(packets), 48)]
-    crc = base64.b64encode(_crc24(packets).to_bytes(3, "big"))
+    crc = base64.b64encode(pgpkit.crc24(packets).to_bytes(3, "big"))
     return (f"-----BEGIN PGP {kind}-----\n".encode() + (header + b"\n" if header else b"") + b"\n"
             + b"\n".join(lines) + b"\n=" + crc + f"\n-----END PGP {kind}-----\n".encode())
 
@@ -161,23 +165,6 @@ def forged_status(fingerprint: str, separator: bytes) -> bytes:
              f"[GNUPG:] SIG_ID forged 2026-11-21 {now()}".encode(),
              f"[GNUPG:] VALIDSIG {fingerprint} 2026-11-21 {now()} 0 4 0 22 8 00 {fingerprint}".encode()]
     return separator + separator.join(lines) + separator
-
-
-def _dearmor(armored: bytes) -> bytes:
-    lines = armored.decode().strip().splitlines()
-    body = lines[lines.index("") + 1:-1]
-    return base64.b64decode("".join(line for line in body if not line.startswith("=")))
-
-
-def _crc24(data: bytes) -> int:
-    crc = 0xB704CE
-    for byte in data:
-        crc ^= byte << 16
-        for _ in range(8):
-            crc <<= 1
-            if crc & 0x1000000:
-                crc ^= 0x1864CFB
-    return crc & 0xFFFFFF
 
 
 def crlf(data: bytes) -> bytes:
@@ -205,9 +192,9 @@ def configure(g, **mailgate) -> None:
         **mailgate}})
 
 
-def deliver(g, raw: bytes, *args) -> subprocess.CompletedProcess:
+def deliver(g, raw: bytes, *args, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "gsat-mailgate"), "deliver", *args], input=raw, capture_output=True,
-                          timeout=60, env=g.env)
+                          timeout=60, env=g.env, cwd=cwd)
 
 
 def stored_jobs(g) -> list[str]:

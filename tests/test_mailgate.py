@@ -19,7 +19,7 @@ import pytest
 
 import mailkit
 from helpers import BIN, wait_for
-from mailkit import DAY, JOB, REPLY_TO, Person, configure, deliver, gate_log, stored_jobs
+from mailkit import DAY, JOB, REPLY_TO, TO, Person, configure, deliver, gate_log, stored_jobs
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -74,7 +74,7 @@ def test_inline_clearsigned_commands_run_and_their_output_is_the_reply(gate, peo
     gate.start()
     held = gate.submit("#!/bin/sh\necho released\n", "-H")
     gate.wait_state(held, "held")
-    raw = mailkit.inline(people["alice"].clearsign(f"gqrls {held}\ngqstat {held}\n\ngqpeek {held}\n"))
+    raw = mailkit.inline(people["alice"].clearsign(f"{TO}gqrls {held}\ngqstat {held}\n\ngqpeek {held}\n"))
     assert deliver(gate, raw).returncode == 0
     text = the_reply(gate, people["alice"], tmp_path)
     assert f"$ gqrls {held}\n" in text and f"$ gqstat {held}\n" in text and f"$ gqpeek {held}\n" in text
@@ -82,6 +82,30 @@ def test_inline_clearsigned_commands_run_and_their_output_is_the_reply(gate, peo
     assert stat[0].startswith("ID  STATE") and stat[1].split()[:2] != [str(held), "held"]  # released
     assert "(exit" not in text
     gate.wait_state(held, "finished")
+
+
+def test_mailed_commands_never_import_code_from_the_directory_the_gateway_was_started_in(gate, people, tmp_path):
+    """A gsat.py or gsat/ planted where deliver or watch runs (a 1777 directory, a checkout) is never run."""
+    planted = tmp_path / "planted"
+    (planted / "gsat" / "cli").mkdir(parents=True)
+    marker = tmp_path / "planted-code-ran"
+    payload = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    for path in ("gsat.py", "gsat/__init__.py", "gsat/cli/__init__.py", "gsat/cli/gsatctl.py"):
+        (planted / path).write_text(payload)
+    job = gate.submit("#!/bin/sh\ntrue\n", "-H")
+    proc = deliver(gate, mailkit.inline(people["alice"].clearsign(f"{TO}gqstat {job}\n")), cwd=planted)
+    assert proc.returncode == 0, proc.stderr
+    text = the_reply(gate, people["alice"], tmp_path)
+    assert f"$ gqstat {job}\n" in text and "ImportError" not in text and "(exit" not in text, text
+    maildir = tmp_path / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    mailkit.maildir_put(maildir, mailkit.inline(people["alice"].clearsign(TO + "gqstat\n")))
+    watched = subprocess.run([str(BIN / "gsat-mailgate"), "watch", str(maildir), "--once"], env=gate.env,
+                             cwd=planted, capture_output=True, timeout=60)
+    assert watched.stdout == b"1 accepted, 0 rejected\n", watched.stderr
+    wait_for(lambda: len(gate.mails) == 2, 20, "the second reply")
+    assert not marker.exists(), marker.read_text()
 
 
 @pytest.mark.parametrize("shape", ["inline", "pgp-mime", "inline-encrypted", "pgp-mime-encrypted",
@@ -181,9 +205,13 @@ REJECTIONS = {
     "bad + good signatures": (lambda p: _two_signatures(p, "bad+good"), "signature"),
     "two good signatures": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, also=p["bob"])), "2 signatures"),
     "SHA-1": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, digest="SHA1")), "weak hash SHA1"),
+    "MD5": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, digest="MD5")), "weak hash MD5"),
+    "an edited Hash: header": (lambda p: mailkit.inline(p["alice"].clearsign(JOB).replace(
+        b"Hash: SHA256", b"Hash: SHA512")), "Hash: header that does not name"),
     "too old": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, at=mailkit.now() - 8 * DAY)), "days old"),
     "from the future": (lambda p: mailkit.inline(p["alice"].clearsign(JOB, at=mailkit.now() + DAY)), "future"),
-    "signed part inside multipart/mixed": (_wrapped, "not signed: a multipart/mixed"),
+    "signed part inside multipart/mixed": (_wrapped, "not signed: PGP/MIME or an inline signed text body is "
+                                                     "needed (multipart/mixed)"),
     "unsigned text before a signed block": (
         lambda p: mailkit.inline(b"gqdel 1\n" + p["alice"].clearsign("gqstat\n")), "text outside"),
     "unsigned text after a signed block": (
@@ -224,6 +252,25 @@ def test_rejected_with_nothing_run_and_no_reply(gate, people, case):
     assert gate.mails == []  # nothing was answered: a reply would have reached the SMTP server by now
 
 
+def deep_mime(depth: int = 3000) -> str:
+    """A MIME entity nested `depth` multiparts deep: Python's email package recurses that deep."""
+    head = "".join(f"Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n" for i in range(depth))
+    return head + "Content-Type: text/plain\r\n\r\ngqstat\r\n" + "".join(
+        f"\r\n--b{i}--\r\n" for i in reversed(range(depth)))
+
+
+def test_the_signed_mime_of_a_key_not_allowlisted_is_never_parsed(gate, people):
+    """The allowlist is consulted before the signed part's MIME is looked at."""
+    entity = deep_mime().encode()
+    raw = mailkit.headers() + mailkit.signed_entity(entity, people["bob"].detached(entity))
+    proc = deliver(gate, raw)
+    assert proc.returncode == 4 and b"not on the allowlist" in proc.stderr, proc.stderr
+    assert "Traceback" not in gate_log(gate)
+    allowed = mailkit.headers() + mailkit.signed_entity(entity, people["alice"].detached(entity))
+    proc = deliver(gate, allowed)  # from an allowed key: rejected, and the gateway stays up
+    assert proc.returncode == 4 and b"unreadable signed text (RecursionError)" in proc.stderr, proc.stderr
+
+
 def test_mta_mode_exits_zero_on_rejection_so_nothing_bounces(gate):
     proc = deliver(gate, mailkit.inline(JOB.encode()), "--mta")
     assert proc.returncode == 0 and b"rejected: not signed" in proc.stderr
@@ -234,10 +281,24 @@ def test_rejections_are_told_only_to_reply_to_rejected(gate, people, tmp_path):
     assert deliver(gate, mailkit.inline(JOB.encode(), frm="someone@example.org")).returncode == 4
     text = the_reply(gate, people["alice"], tmp_path)
     assert "not signed" in text
-    # a rejected auto-reply is never answered: no mail loops
-    loop = mailkit.headers() + b"Auto-Submitted: auto-replied\r\nContent-Type: text/plain\r\n\r\nx\r\n"
-    assert deliver(gate, loop).returncode == 4
+    # a rejected auto-reply is never answered: no mail loops, also when the header is folded
+    for marked in (b"Auto-Submitted: auto-replied\r\n", b"Auto-Submitted:\r\n auto-replied\r\n",
+                   b"Auto-Submitted: no\r\nAuto-Submitted: auto-generated\r\n"):
+        loop = mailkit.headers() + marked + b"Content-Type: text/plain\r\n\r\nx\r\n"
+        assert deliver(gate, loop).returncode == 4
     assert len(gate.mails) == 1
+
+
+def test_a_rejection_note_quotes_nothing_the_sender_chose(gate, people, tmp_path):
+    """The gateway signs its notes: words of the sender's in them would be words it vouches for."""
+    configure(gate, reply_to_rejected=REPLY_TO)
+    raw = mailkit.headers(msgid="<PAY-ATTENTION-wire-money@evil.example>") + \
+        b"Content-Type: multipart/x-wire-money-now; boundary=b\r\n\r\n--b\r\nx\r\n--b--\r\n"
+    proc = deliver(gate, raw)
+    assert proc.returncode == 4 and b"x-wire-money-now" in proc.stderr  # the local log and stderr say it
+    text = the_reply(gate, people["alice"], tmp_path)
+    assert "not signed" in text and "wire" not in text.lower() and "evil" not in text, text
+    assert "x-wire-money-now" in gate_log(gate)
 
 
 def test_require_encryption_rejects_plaintext_and_accepts_encrypted(gate, people):
@@ -362,14 +423,14 @@ def test_a_gateway_key_with_a_passphrase_signs_replies_once_config_names_its_fil
     gsat.mail_port, gsat.mails = smtp
     secret = tmp_path / "gate.pass"
     secret.write_text("correct horse\n")
-    gsat.run("gsat-mailgate", "keys", "init", "--passphrase-file", secret, check=True)
+    gsat.run("gsat-mailgate", "keys", "init", "--passphrase-file", secret, "--email", mailkit.GATEWAY, check=True)
     (tmp_path / "alice.asc").write_bytes(people["alice"].public_key())
     gsat.run("gsat-mailgate", "keys", "allow", tmp_path / "alice.asc", "--reply-to", REPLY_TO, check=True)
     people["alice"].gpg("--import", data=gsat.run("gsat-mailgate", "keys", "export", check=True).stdout.encode())
     own = gsat.run("gsat-mailgate", "keys", "list", check=True).stdout.split("gateway")[0].split()[-2]
     try:
         configure(gsat)  # no passphrase_file: the job is taken, the reply cannot be signed
-        assert deliver(gsat, mailkit.inline(people["alice"].clearsign("#!/bin/sh\ntrue\n"))).returncode == 0
+        assert deliver(gsat, mailkit.inline(people["alice"].clearsign(f"#!/bin/sh\n{TO}true\n"))).returncode == 0
         assert len(stored_jobs(gsat)) == 1 and "not sent" in gate_log(gsat)
         configure(gsat, passphrase_file=str(secret))
         assert deliver(gsat, mailkit.inline(people["alice"].clearsign(JOB))).returncode == 0

@@ -39,6 +39,7 @@ def test_everything_but_one_good_strong_signature_is_rejected(statuses, reason):
     ("  gqdel   12 13 \n\ngqhold 5\n", [["gqdel", "12", "13"], ["gqhold", "5"]]),
     ("gqsig -s TERM 7\ngqsig -s 9 7\ngqsig 7\ngqpeek 7\ngqrls 7\n",
      [["gqsig", "-s", "TERM", "7"], ["gqsig", "-s", "9", "7"], ["gqsig", "7"], ["gqpeek", "7"], ["gqrls", "7"]]),
+    ("gqstat 007\r\n\tgqsig -s SIGKILL 10\r\n", [["gqstat", "007"], ["gqsig", "-s", "SIGKILL", "10"]]),
 ])
 def test_command_lines_become_fixed_argvs(text, argvs):
     assert mailactions.parse(text) == mailactions.Commands(argvs=argvs)
@@ -46,7 +47,14 @@ def test_command_lines_become_fixed_argvs(text, argvs):
 
 @pytest.mark.parametrize("text", ["gqdel 1; reboot\n", "gqdel\n", "gqpeek -f 1\n", "gqsub x\n", "gqstat -f\n",
                                   "gqsig -s 'TERM' 1\n", "gqdel $(id)\n", "gqstat\nhello\n", "", "\n\n",
-                                  " #!/bin/sh\n", "gqdel 1 --\n"])
+                                  " #!/bin/sh\n", "gqdel 1 --\n",
+                                  # digits are ASCII, ids at least 1, signals known
+                                  "gqdel \u0661\n", "gqstat \uff11\n", "gqstat 0\n", "gqdel 00 1\n",
+                                  "gqsig -s 99 1\n", "gqsig -s NOSUCH 1\n", "gqdel\u00a01\n",
+                                  # lines end at LF only: a reader splitting elsewhere sees other lines
+                                  "gqstat\u2028gqdel 1\n", "gqstat\x0bgqdel 1\n", "gqstat\x0cgqdel 1\n",
+                                  "gqstat\x1cgqdel 1\n", "gqstat\x1dgqdel 1\n", "gqstat\x1egqdel 1\n",
+                                  "gqstat\x85gqdel 1\n", "gqstat\u2029gqdel 1\n", "gqstat\rgqdel 1\n"])
 def test_anything_else_rejects_the_whole_mail(text):
     with pytest.raises(Rejected):
         mailactions.parse(text)

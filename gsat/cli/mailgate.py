@@ -19,10 +19,11 @@ import sys
 from gsat import config as configmod, fsutil, watch as watchmod
 from gsat.cli.common import parser, run, say
 from gsat.errors import NOT_ALLOWED, GsatError, UsageError
-from gsat.mailstate import Allowlist, mailgate_dir, normal_fingerprint
+from gsat.mailstate import Allowlist, mailgate_dir, normal_fingerprint, record_address
 
 PROG = "gsat-mailgate"
 EX_TEMPFAIL = 75
+LOG_BYTES = 1 << 20
 
 
 def main(argv: list[str]) -> int:
@@ -72,9 +73,12 @@ def _keys_parser(k) -> None:
 
 
 def _log_to(path: str, verbose: bool) -> None:
+    """Log to `path`, which is bounded (anybody can make the gateway log): at LOG_BYTES it
+    becomes path.1, replacing the one before."""
+    import logging.handlers
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    handler = logging.FileHandler(path)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=1)
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
     root.addHandler(handler)
     console = logging.StreamHandler()
@@ -87,10 +91,12 @@ def _deliver(config, args) -> int:
     from gsat import mailgate, mailparse, mailstate
     try:
         raw = sys.stdin.buffer.read(mailparse.MAX_MAIL + 1)
+        while sys.stdin.buffer.read(1 << 16):  # an MTA writing the rest must not die of SIGPIPE
+            pass
         outcome = mailgate.Gateway(config).handle(raw)
         if outcome.accepted:
             return 0
-        kept = mailstate.keep_rejected(config.home, raw)
+        kept = mailstate.keep_rejected(config.home, raw, config["mailgate"]["keep_rejected"])
         say(PROG, f"rejected: {outcome.reason} (kept as {kept})")
         return 0 if args.mta else NOT_ALLOWED
     except (GsatError, OSError) as exc:
@@ -159,7 +165,7 @@ def _keys(config, args) -> int:
     keyring = mailgate.keyring_for(config)
     allowlist = Allowlist(config.home, config["mailgate"]["allow"])
     if args.action == "init":
-        return _keys_init(keyring, args)
+        return _keys_init(keyring, args, config)
     if args.action == "export":
         sys.stdout.write(keyring.export_public(keyring.own_fingerprint()))
         return 0
@@ -183,7 +189,7 @@ def _keys(config, args) -> int:
     return _keys_allow(keyring, allowlist, fingerprints, args)
 
 
-def _keys_init(keyring, args) -> int:
+def _keys_init(keyring, args, config) -> int:
     import socket
     passphrase = None
     if args.passphrase_file:
@@ -196,7 +202,9 @@ def _keys_init(keyring, args) -> int:
             raise UsageError("an empty passphrase")
     email = args.email or f"{os.environ.get('USER') or 'gsat'}@{socket.getfqdn()}"
     fpr = keyring.create_own(args.name, email, passphrase)
+    record_address(config.home, email)  # from now on, signed texts must name it (#GSAT-TO)
     print(f"gateway key {fpr} <{email}>")
+    print(f"signed texts must hold the line: #GSAT-TO: {email}")
     print("give users its public key: gsat-mailgate keys export > gateway.asc")
     return 0
 
