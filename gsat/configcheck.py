@@ -107,7 +107,7 @@ CHECKS = {
         "done_folder": text, "imap_host": text, "imap_port": port, "imap_security": one_of("tls", "starttls"),
         "imap_user": text_or_null, "imap_password_file": text_or_null, "imap_folder": text,
         "imap_ca_file": text_or_null, "imap_interval": seconds(),
-        "keep_rejected": whole(0, 1_000_000), "address": text_or_null, "require_to": flag,
+        "keep_rejected": whole(0, 1_000_000), "address": texts_or_null, "require_to": flag,
         "max_per_hour": whole(0, 1_000_000),
     },
 }
