@@ -82,6 +82,7 @@ class Controller(Runs):
         self.pool = Pool(self.ended_w, self._notify_from_orphan, config["slots"])  # filled by run()
         self.pool_retry = 0.0  # monotonic time before which a failed fork is not tried again
         self.distrust: str | None = None  # why the store is not trusted now (gsat.guard); None: it is
+        self.recovered: dict[int, bool] = {}  # running jobs a start took on: their end may be half told
         self.set_aside: dict[int, str] = {}  # job id -> why its directory is not ours (gsat.recovery)
 
     # ---- the loop --------------------------------------------------------
@@ -350,22 +351,28 @@ class Controller(Runs):
         if job.state.state == states.QUEUED:
             heapq.heappush(self.queue, job.id)
 
-    def _transition(self, job: Job, action: str, now: float, sync: bool = True) -> None:
-        event = change_state(job, action, now)
+    def _transition(self, job: Job, action: str, now: float, sync: bool = True, first: tuple = (),
+                    seen: dict | None = None) -> None:
+        """Change the job's state.  The events the change causes (`first`, then
+        its own) are on disk before the state is saved, so that a crash
+        between the two cannot lose an end's JOB_FINISHED; they are told
+        (waiters, services) after it, so that gqstat agrees with gqwait."""
+        fired = [*first, self.dispatcher.record(job, change_state(job, action, now), seen=seen)]
         self._save(job, sync)
         crashpoint.at(SAVED_POINTS.get(action, ""))
         if job.state.state in states.ACTIVE:
             self.track(job)
-        else:
-            self._flush_summary()  # gqstat agrees with gqwait, which the event wakes
-            self._event(job, event)
-            crashpoint.at("end.told")
-            self.jobs.pop(job.id, None)
-            self.kill_at.pop(job.id, None)
-            if job.state.state == states.DELETED:
-                jobs.bury(self.layout, job)
+            for one in fired:
+                self.dispatcher.announce(job, one)
             return
-        self._event(job, event)
+        self._flush_summary()
+        for one in fired:
+            self.dispatcher.announce(job, one)
+        crashpoint.at("end.told")
+        self.jobs.pop(job.id, None)
+        self.kill_at.pop(job.id, None)
+        if job.state.state == states.DELETED:
+            jobs.bury(self.layout, job)
 
     def _interrupt(self, job: Job, pending: str, sig: int, now: float) -> None:
         job.state.pending = pending

@@ -29,8 +29,19 @@ class Dispatcher:
 
     def fire(self, job, name: str | None, durable: bool = False, **fields) -> tuple[dict | None, list[int]]:
         """Record event `name` of `job` (fsynced if `durable`), tell its waiters, start its services."""
+        fired = self.record(job, name, durable, **fields)
+        return (fired[0] if fired else None), self.announce(job, fired)
+
+    def record(self, job, name: str | None, durable: bool = False, seen: dict | None = None,
+               **fields) -> tuple | None:
+        """The first half of fire: put the event on disk (the outbox when it has
+        services, and events.log); (event, services, replayed).  An event that
+        `seen` (name, run) -> event already holds (recorded before a crash) is
+        not recorded again: it is `replayed`, and its services are the outbox's."""
         if not name:
-            return None, []
+            return None
+        if seen and (name, job.state.run) in seen:
+            return seen[name, job.state.run], [], True
         event = eventlog.make(job.id, name, self.host, job.state.run, **fields)
         found = self.services_for(job, name)
         try:
@@ -43,8 +54,19 @@ class Dispatcher:
             if durable:
                 raise  # trigger must not answer 0 for an event that is not on disk
         log.info("job %d: %s %s", job.id, name, fields or "")
-        self.tell_waiters(job, name)
-        return event, self.dispatch(job, event, found)
+        return event, found, False
+
+    def announce(self, job, fired: tuple | None) -> list[int]:
+        """The second half of fire: tell the waiters, start the services."""
+        if fired is None:
+            return []
+        event, found, replayed = fired
+        self.tell_waiters(job, event["name"])
+        return [] if replayed else self.dispatch(job, event, found)
+
+    def recorded(self, job) -> dict:
+        """(name, run) -> event, of what the job's events.log holds."""
+        return {(e.get("name"), e.get("run")): e for e in eventlog.read(self.layout.job_dir(job.id))}
 
     def dispatch(self, job, event: dict, found: list) -> list[int]:
         """Start the services `found` for a recorded event, then clear it from the outbox."""

@@ -128,6 +128,7 @@ def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
     elif st.state in states.ACTIVE:
         ctrl.track(job)
         if st.state == states.RUNNING and (job_id, st.attempt) not in ctrl.children.values():
+            ctrl.recovered[job_id] = True
             _readopt(ctrl, job)
             if st.state == states.RUNNING and st.pending:  # a gqdel/gqhold the crash interrupted
                 ctrl._interrupt(job, st.pending, _pending_signal(ctrl, job), time.time())

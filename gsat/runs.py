@@ -148,11 +148,14 @@ class Runs:
             job.state.exit = record["exit"] if record else EXIT_LOST
             if record is None:
                 log.warning("job %d: run %d ended without an exit record: lost", job.id, job.state.attempt)
-            self._event(job, states.JOB_TERMINATION, exit=job.state.exit)
+            # a run that recovery found ended may have had its events recorded before the crash
+            seen = self.dispatcher.recorded(job) if self.recovered.pop(job.id, None) else None
+            ended = self.dispatcher.record(job, states.JOB_TERMINATION, seen=seen, exit=job.state.exit)
             action = self._after_run(job)
             # no fsync: the durable exit record rebuilds this state after a power cut
             # (gsat.recovery), unless the run left none or a delete removes it
-            self._transition(job, action, now, sync=record is None or action == "delete")
+            self._transition(job, action, now, sync=record is None or action == "delete", first=(ended,),
+                             seen=seen)
         except (GsatError, OSError):
             job.state = before
             raise
