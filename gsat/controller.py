@@ -23,7 +23,7 @@ import os
 import signal
 import time
 
-from gsat import crashpoint, fifo, guard, heartbeat, jobs, jobtypes, killing, messages, recovery, signames
+from gsat import crashpoint, fifo, guard, heartbeat, jobs, jobtypes, messages, recovery, signames
 from gsat import states, summary
 from gsat.channel import FileChannel, open_channel
 from gsat.config import Config, share_dir
@@ -31,7 +31,7 @@ from gsat.dispatcher import Dispatcher
 from gsat.errors import Damaged, GsatError, Refused, UsageError
 from gsat.jobs import Job, change_state
 from gsat.layout import Layout
-from gsat.runs import Runs
+from gsat.runs import SAVED_POINTS, Runs
 from gsat.spare import Pool
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,6 @@ log = logging.getLogger(__name__)
 GAP_SCAN = 1000  # ids a submit may skip before the controller lists jobs/ instead
 TAKE_ON_BATCH = 32  # announced jobs taken on per step: a big array's first ones start meanwhile
 DEFERRED = object()  # handle() result: the answer is sent later (trigger --wait)
-# the crash point (gsat.crashpoint) just after a transition's state is saved
-SAVED_POINTS = {"hold": "control.hold", "release": "control.release", "delete": "control.delete",
-                "finish": "end.saved", "fail": "end.saved", "restart": "end.saved"}
-
 
 class Controller(Runs):
     def __init__(self, config: Config, channel=None):
@@ -373,33 +369,6 @@ class Controller(Runs):
         self.kill_at.pop(job.id, None)
         if job.state.state == states.DELETED:
             jobs.bury(self.layout, job)
-
-    def _interrupt(self, job: Job, pending: str, sig: int, now: float) -> None:
-        job.state.pending = pending
-        self._save(job)
-        crashpoint.at(SAVED_POINTS[pending])
-        self._kill(job, sig)
-        if job.state.suspended:
-            self._kill(job, signal.SIGCONT)
-        self.kill_at[job.id] = now + self.config["kill_grace"]
-
-    def _escalate_kills(self, now: float) -> None:
-        for job_id, when in list(self.kill_at.items()):
-            if when <= now:
-                del self.kill_at[job_id]
-                job = self.jobs.get(job_id)
-                if job and job.state.state == states.RUNNING:
-                    log.info("job %d outlived its grace: SIGKILL", job_id)
-                    self._kill_quietly(job, signal.SIGKILL)
-
-    def _kill_quietly(self, job: Job, sig: int) -> None:
-        try:
-            self._kill(job, sig)
-        except Refused as exc:
-            log.warning("%s", exc)
-
-    def _kill(self, job: Job, sig: int) -> None:
-        killing.signal_job(self.layout, job, sig, (job.id, job.state.attempt) in self.children.values())
 
     # ---- helpers -------------------------------------------------------
     def _jobtype(self, job: Job) -> jobtypes.JobType:

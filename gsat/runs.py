@@ -9,18 +9,24 @@ PID" line on the `ended` pipe (the usual one), SIGCHLD and waitpid (a
 forked shepherd's exit, or one killed before it could tell), or the pidfd
 of a shepherd adopted from a former controller.  run_ended reads the exit
 record and decides what follows: the pending delete or hold, a restart,
-finished or failed.  Imports: adapters and domain only.
+finished or failed.  Stopping a run (gqdel, gqhold: the signal, then SIGKILL
+after the grace) is here too.  Imports: adapters and domain only.
 """
 
 import logging
 import os
+import signal
 import time
 
-from gsat import crashpoint, fifo, messages, scheduler, shepherd, states
-from gsat.errors import EXIT_LOST, EXIT_NOT_STARTED, GsatError
+from gsat import crashpoint, fifo, killing, messages, scheduler, shepherd, states
+from gsat.errors import EXIT_LOST, EXIT_NOT_STARTED, GsatError, Refused
 from gsat.jobs import Job, State, change_state
 
 log = logging.getLogger(__name__)
+
+# the crash point (gsat.crashpoint) just after a transition's state is saved
+SAVED_POINTS = {"hold": "control.hold", "release": "control.release", "delete": "control.delete",
+                "finish": "end.saved", "fail": "end.saved", "restart": "end.saved"}
 
 
 class Runs:
@@ -168,3 +174,31 @@ class Runs:
         if st.exit in jobtype.restart_on and st.restarts < jobtype.restart_limit:
             return "restart"
         return "finish" if st.exit == 0 else "fail"
+
+    # ---- stopping a run -------------------------------------------------
+    def _interrupt(self, job: Job, pending: str, sig: int, now: float) -> None:
+        job.state.pending = pending
+        self._save(job)
+        crashpoint.at(SAVED_POINTS[pending])
+        self._kill(job, sig)
+        if job.state.suspended:
+            self._kill(job, signal.SIGCONT)
+        self.kill_at[job.id] = now + self.config["kill_grace"]
+
+    def _escalate_kills(self, now: float) -> None:
+        for job_id, when in list(self.kill_at.items()):
+            if when <= now:
+                del self.kill_at[job_id]
+                job = self.jobs.get(job_id)
+                if job and job.state.state == states.RUNNING:
+                    log.info("job %d outlived its grace: SIGKILL", job_id)
+                    self._kill_quietly(job, signal.SIGKILL)
+
+    def _kill_quietly(self, job: Job, sig: int) -> None:
+        try:
+            self._kill(job, sig)
+        except Refused as exc:
+            log.warning("%s", exc)
+
+    def _kill(self, job: Job, sig: int) -> None:
+        killing.signal_job(self.layout, job, sig, (job.id, job.state.attempt) in self.children.values())

@@ -4,7 +4,7 @@ import json
 import sys
 import time
 
-from gsat import config as configmod, daemon, heartbeat
+from gsat import daemon, heartbeat
 from gsat.cli.common import parser, printable, readable_config, run
 from gsat.layout import Layout
 

@@ -3,7 +3,7 @@ follows it live until the job ends and exits with the job's exit value."""
 
 import sys
 
-from gsat import config as configmod, jobs
+from gsat import jobs
 from gsat.cli.common import count, job_ids, parser, readable_config, run
 from gsat.layout import Layout
 

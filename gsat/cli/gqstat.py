@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from gsat import __version__, config as configmod, eventlog, jobs, options, states, summary, timefmt
+from gsat import __version__, eventlog, jobs, options, states, summary, timefmt
 from gsat.cli.common import job_ids, printable, readable_config, run, say
 from gsat.errors import NO_SUCH_JOB, NoSuchJob, UsageError
 from gsat.layout import JOB_DIGITS, Layout
