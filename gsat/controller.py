@@ -164,8 +164,8 @@ class Controller(Runs):
             heartbeat.write(self.layout, record)
             for channel in self.channels:
                 channel.housekeeping(now)
-        except OSError as exc:
-            log.warning("heartbeat or housekeeping failed: %s", exc)
+        except (GsatError, OSError) as exc:  # a full disk is HomeUnusable: skip this beat, not the step
+            log.warning("heartbeat or housekeeping failed (skipped): %s", exc)
 
     def _handle_flags(self) -> None:
         if "stop" in self.flags:
@@ -260,9 +260,7 @@ class Controller(Runs):
         self._event(job, states.JOB_SIGNAL, signal=signames.name(msg.signal))
 
     def _on_exited(self, msg: messages.Exited, now: float) -> None:
-        job = self.jobs.get(msg.job)
-        if job and job.state.state == states.RUNNING and job.state.attempt == msg.run:
-            self.run_ended(job, now)
+        self.end_or_retry((msg.job, msg.run), now)  # a no-op unless it is the job's current run
 
     def _on_trigger(self, msg: messages.Trigger, now: float):
         if msg.event in states.RESERVED_EVENTS or not states.valid_event_name(msg.event):
@@ -318,8 +316,9 @@ class Controller(Runs):
         if rows:
             try:
                 summary.append(self.layout, rows)
-            except OSError as exc:
-                log.warning("cannot append to the summary: %s", exc)
+            except (GsatError, OSError) as exc:  # a full disk: kept, and appended with the next rows
+                log.warning("cannot append to the summary (kept for later): %s", exc)
+                self.summary_rows = rows + self.summary_rows
 
     def track(self, job: Job) -> None:
         """Hold an active job in memory; a queued one goes onto the scheduler's heap."""

@@ -131,7 +131,7 @@ def _readopt(ctrl, job) -> None:
     jobdir = str(ctrl.layout.job_dir(job.id))
     attempt = job.state.attempt
     if shepherd.read_exit(jobdir, attempt) is not None:
-        return ctrl.run_ended(job, time.time())
+        return ctrl.end_or_retry((job.id, attempt), time.time())
     record = shepherd.read_start(jobdir, attempt)
     if record is None and shepherd.fence(jobdir, attempt):
         record = shepherd.FENCED
@@ -144,7 +144,7 @@ def _readopt(ctrl, job) -> None:
     if procinfo.alive(ident) and _watch(ctrl, job, ident["pid"]):
         log.info("job %d: adopted shepherd %d", job.id, ident["pid"])
         return
-    ctrl.run_ended(job, time.time())  # reads the exit record if it appeared meanwhile
+    ctrl.end_or_retry((job.id, attempt), time.time())  # reads the exit record if it appeared meanwhile
 
 
 def _pending_signal(ctrl, job) -> int:

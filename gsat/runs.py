@@ -41,7 +41,7 @@ class Runs:
             pid = self._shepherd_for(self._run_spec(job))
         except OSError as exc:  # no fork (EAGAIN, ENOMEM): the run is lost, not the controller
             log.error("job %d: cannot start a shepherd: %s", job.id, exc)
-            self.run_ended(job, now)
+            self.end_or_retry((job.id, job.state.attempt), now)
             return
         self.children[pid] = (job.id, job.state.attempt)
         self.running_changed = True
@@ -77,11 +77,20 @@ class Runs:
             job_id, run, pid = self.told_ended.popleft()
             if self.pool.ended(pid):
                 self.children.pop(pid, None)
-            try:
-                self._shepherd_ended((job_id, run), now)
-            except (GsatError, OSError) as exc:  # a full disk: try again at the next wake
-                log.error("job %d: cannot record the end of run %d: %s", job_id, run, exc)
-                self.told_ended.append((job_id, run, 0))
+            self.end_or_retry((job_id, run), now)
+
+    def end_or_retry(self, run: tuple, now: float) -> None:
+        """End `run` (job id, attempt) if it is its job's current one.  Every
+        road by which an end arrives comes here: when the end cannot be saved
+        (a full disk), it is kept in told_ended and tried again at every
+        wake-up (at most a second apart) until it is, with the exit record's
+        real value."""
+        try:
+            self._shepherd_ended(run, now)
+        except (GsatError, OSError) as exc:
+            log.error("job %d: cannot record the end of run %d (tried again in a second): %s",
+                      run[0], run[1], exc)
+            self.told_ended.append((run[0], run[1], 0))
 
     def _reap_children(self, now: float) -> None:
         self.flags.discard("child")  # the flag only woke us; waitpid is the truth
@@ -96,11 +105,13 @@ class Runs:
                 self.dispatcher.service_ended(self.services.reaped(pid, status))
                 continue
             self.pool.gone(pid)
-            self._shepherd_ended(self.children.pop(pid, None), now)
+            run = self.children.pop(pid, None)
+            if run:
+                self.end_or_retry(run, now)
 
     def _adopted_ended(self, pidfd: int, now: float) -> None:
         os.close(pidfd)
-        self._shepherd_ended(self.adopted.pop(pidfd), now)
+        self.end_or_retry(self.adopted.pop(pidfd), now)
 
     def _shepherd_ended(self, run: tuple | None, now: float) -> None:
         """A shepherd is gone: if its run is still the job's current one, end it."""
