@@ -23,12 +23,12 @@ import os
 import signal
 import time
 
-from gsat import fifo, heartbeat, jobs, jobtypes, killing, messages, recovery, signames
+from gsat import arrays, fifo, heartbeat, jobs, jobtypes, killing, messages, recovery, signames
 from gsat import states, summary
 from gsat.channel import FileChannel, open_channel
 from gsat.config import Config, share_dir
 from gsat.dispatcher import Dispatcher
-from gsat.errors import GsatError, Refused, UsageError
+from gsat.errors import GsatError, NoSuchJob, Refused, UsageError
 from gsat.jobs import Job, change_state
 from gsat.layout import Layout
 from gsat.runs import Runs
@@ -64,6 +64,7 @@ class Controller(Runs):
         self.stopping = False
         self.max_seen = 0
         self.jobs_mtime = None  # of jobs/, at the last look for submissions nobody told us of
+        self.intake = arrays.Intake(self.layout, self.host)  # arrays not stored whole yet, leftovers
         self.watchers = []
         self.started = time.time()
         self.catalog = jobtypes.Catalog([self.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"])
@@ -84,6 +85,7 @@ class Controller(Runs):
         """Watch first, then scan: nothing that arrives meanwhile is missed."""
         self.watchers = [ch.watcher(self.config["watch"], self.config["poll_interval"]) for ch in self.channels]
         recovery.recover(self)
+        self._settle_arrays(time.time())
         self._flush_summary()
 
     def step(self, now: float) -> None:
@@ -152,6 +154,7 @@ class Controller(Runs):
 
     def _beat(self, now: float) -> None:
         recovery.take_on_untold(self)
+        self._settle_arrays(now)
         # idle (no active job), the controller wakes only for this: once a minute by default
         interval = self.config["heartbeat_interval"]
         if not self.jobs and not self.announced:
@@ -166,6 +169,17 @@ class Controller(Runs):
                 channel.housekeeping(now)
         except (GsatError, OSError) as exc:  # a full disk is HomeUnusable: skip this beat, not the step
             log.warning("heartbeat or housekeeping failed (skipped): %s", exc)
+
+    def _settle_arrays(self, now: float) -> None:
+        """Take on the arrays now stored whole; remove what dead submitters left (gsat.arrays)."""
+        try:
+            for job_id in self.intake.settle(now):
+                recovery.take_on(self, job_id)
+                if job_id in self.jobs:
+                    self.max_seen = max(self.max_seen, job_id)
+            self.intake.sweep_temporaries(now)
+        except (GsatError, OSError) as exc:
+            log.warning("cannot settle the arrays not stored whole: %s", exc)
 
     def _handle_flags(self) -> None:
         if "stop" in self.flags:
@@ -297,6 +311,8 @@ class Controller(Runs):
             job = self.jobs.get(job_id)
         if job is None:
             job = jobs.load(self.layout, job_id)
+            if job.state.host is None and not self.intake.ready(job):
+                raise NoSuchJob(f"no such job {job_id} (an array not stored whole yet)")
             owner = job.state.host or job.spec.get("host") or self.host
             if owner != self.host:
                 raise Refused(f"job {job_id} belongs to host {owner}")

@@ -9,7 +9,9 @@ Publishing a job is one atomic step: gqsub fills a temporary directory
 `jobs/.new.*` and renames it to the next free id.  rename() of a directory
 fails when the target exists and is not empty, so two submitters can never
 get one id, and a crashed submitter leaves no lock behind, only a
-temporary directory that is ignored.  A job's files are durable before its
+temporary directory that is ignored (and removed by a controller:
+gsat.arrays).  An array is taken on only once it is stored whole: see
+gsat.arrays for its commit marker.  A job's files are durable before its
 rename: each one fsynced, or, for the elements of an array after its first,
 all of them at once by one syncfs() of the file system before any of them
 is renamed (1,000 elements cost two flushes, not 4,000).  Deleted jobs keep a tombstone
@@ -22,7 +24,7 @@ the event the change causes.
 import errno
 import os
 
-from gsat import fsutil, jsontext, states
+from gsat import arrays, fsutil, jsontext, states
 from gsat.errors import NoSuchJob, Refused, UsageError
 from gsat.layout import JOB_DIGITS, Layout
 from gsat.record import Record
@@ -98,11 +100,16 @@ def publish(layout: Layout, spec: dict, script: bytes, count: int = 1) -> list[i
     if not os.path.isdir(layout.jobs):  # a look is cheaper than a mkdir that fails
         os.makedirs(layout.jobs, mode=0o700, exist_ok=True)
     ids: list[int] = []
+    if spec.get("array"):  # its elements are taken on once the array is whole (gsat.arrays)
+        spec = dict(spec, array={**spec["array"], "count": count, "token": arrays.new_token(),
+                                 "pid": os.getpid()})
     try:
         ids.append(_claim(layout, _fill(layout, _array_element(spec, 0, []), script), _read_hint(layout)))
         if count > 1:  # the first element's id is the array's: the others carry it
             _publish_rest(layout, spec, script, count, ids)
         fsutil.fsync_dir(layout.jobs)
+        if spec.get("array"):
+            arrays.commit(layout, ids[0], spec["array"]["token"])
     except BaseException:
         _withdraw(layout, ids, spec)
         raise
@@ -172,7 +179,7 @@ def _array_element(spec: dict, index: int, ids: list[int]) -> dict:
 
 def _fill(layout: Layout, spec: dict, script: bytes, sync: bool = True) -> str:
     """A temporary job directory holding `spec` and `script` (fsynced when `sync`)."""
-    tmp = layout.jobs / f".new.{os.getpid()}.{os.urandom(4).hex()}"
+    tmp = layout.jobs / f".new.{layout.host}.{os.getpid()}.{os.urandom(4).hex()}"  # gsat.arrays
     os.mkdir(tmp, 0o700)
     try:
         os.mkdir(tmp / "runs", 0o700)  # here, not on the controller's path to each start

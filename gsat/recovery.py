@@ -108,8 +108,8 @@ def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
         return
     st = job.state
     if st.host is None:  # a new submission
-        if job.spec.get("host") not in (None, ctrl.host):
-            return
+        if job.spec.get("host") not in (None, ctrl.host) or not ctrl.intake.ready(job):
+            return  # another host's, or an element of an array not stored whole (gsat.arrays)
         st.host = ctrl.host  # claimed in memory; state.json is first written when it changes
         ctrl.track(job)
         ctrl._event(job, states.QSUB)

@@ -22,7 +22,7 @@ LAYERS = [
     {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
      "heartbeat", "procstats", "summary", "mailparse", "openpgp", "mailstate", "mailsources"},
     {"jobs", "jobtypes", "environment", "shepherd", "spare", "scheduler", "eventlog", "submit",
-     "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing",
+     "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing", "arrays",
      "mailactions", "mailreply"},
     {"controller", "runs", "mailgate"},
     {"cli"},
