@@ -245,6 +245,7 @@ class Controller(Runs):
         if job.state.state == states.RUNNING:
             self._interrupt(job, "delete", signal.SIGTERM, now)
         else:
+            self.kill_lost(job)  # a lost run's processes (a shepherd killed before this version)
             self._transition(job, "delete", now)
 
     def _on_hold(self, job_id: int, msg, now: float) -> None:

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 
-from gsat import fifo, messages, scheduler, shepherd, states
+from gsat import fifo, killing, messages, scheduler, shepherd, states
 from gsat.errors import EXIT_LOST, GsatError
 from gsat.jobs import Job, State, change_state
 
@@ -131,6 +131,7 @@ class Runs:
             job.state.exit = record["exit"] if record else EXIT_LOST
             if record is None:
                 log.warning("job %d: run %d ended without an exit record: lost", job.id, job.state.attempt)
+                self.kill_lost(job)
             self._event(job, states.JOB_TERMINATION, exit=job.state.exit)
             action = self._after_run(job)
             # no fsync: the durable exit record rebuilds this state after a power cut
@@ -139,6 +140,11 @@ class Runs:
         except (GsatError, OSError):
             job.state = before
             raise
+
+    def kill_lost(self, job: Job) -> None:
+        """Kill the process group a lost run may have left running (gsat.killing)."""
+        if job.state.attempt and killing.kill_lost(self.layout, job, job.state.attempt):
+            log.warning("job %d: killed the processes of its lost run %d", job.id, job.state.attempt)
 
     def _after_run(self, job: Job) -> str:
         st = job.state
