@@ -143,8 +143,8 @@ class Controller(Runs):
     def _timeout(self, now: float) -> float | None:
         due = [w.interval for w in self.watchers if w.interval]
         due.append(max(0.0, (self.last_beat + 1.0 if self.running_changed else self.next_beat) - now))
-        if self.announced:
-            due.append(0.0)
+        if self.announced or any(getattr(ch, "backlog", False) for ch in self.channels):
+            due.append(0.0)  # more to take on, or messages of a flood's backlog (gsat.spool)
         if self.told_ended:  # ends that could not be recorded yet
             due.append(1.0)
         due += [max(0.0, t - now) for t in self.kill_at.values()]

@@ -19,7 +19,7 @@ LAYERS = [
     {"errors", "states", "messages", "config", "layout", "signames", "options", "record", "jsontext", "paths",
      "timefmt",
      "lazylog", "sigstatus"},
-    {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon",
+    {"fsutil", "procinfo", "watch", "spool", "fifo", "channel", "channel_sysv", "daemon", "logfile",
      "heartbeat", "procstats", "summary", "mailparse", "openpgp", "mailstate", "mailsources"},
     {"jobs", "jobtypes", "environment", "shepherd", "spare", "scheduler", "eventlog", "submit",
      "recovery", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing", "arrays",

@@ -27,7 +27,8 @@ def main(argv: list[str]) -> int:
 
 def _run(config, layout, args) -> int:
     from gsat.controller import Controller
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    from gsat.logfile import handler_for
+    logging.basicConfig(level=logging.INFO, handlers=[handler_for(daemon.log_path(layout))],
                         format=f"%(asctime)s {config.host} gsatlc[%(process)d] %(levelname)s %(message)s")
     controller = Controller(config)
     fd = daemon.acquire(layout)
