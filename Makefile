@@ -30,7 +30,7 @@ debs:
 E2E := tests/test_smoke.py tests/test_commands.py tests/test_lifecycle.py tests/test_crash.py \
        tests/test_services.py tests/test_watching.py tests/test_hardening.py \
        tests/test_mailgate.py tests/test_damaged.py tests/test_mailgate_addressing.py \
-       tests/test_mailgate_replay.py
+       tests/test_mailgate_replay.py tests/test_arrays.py tests/test_flood.py
 test: $(STAMP) debs
 	$(PY) -m pytest -q -p no:cacheprovider
 	GSAT_CHANNEL=sysv $(PY) -m pytest -q -p no:cacheprovider $(E2E)

@@ -28,6 +28,7 @@ class FileChannel:
     def __init__(self, layout: Layout, host: str):
         self.layout, self.host = layout, host
         self.dir = layout.spool(host)
+        self.inbox = None  # the controller's side, made on the first receive()
 
     # ---- client side
     def send(self, msg: messages.Message) -> None:
@@ -50,7 +51,15 @@ class FileChannel:
         return watch.make(mode, self.dir / "new", interval)
 
     def receive(self) -> list[messages.Message]:
-        return spool.take(self.dir, messages.decode)
+        """The next batch of waiting messages (at most spool.BATCH: see `backlog`)."""
+        if self.inbox is None:
+            self.inbox = spool.Inbox(self.dir)
+        return self.inbox.take(messages.decode)
+
+    @property
+    def backlog(self) -> bool:
+        """Messages already listed wait for the next receive(): do not sleep."""
+        return bool(self.inbox and self.inbox.backlog)
 
     def answer(self, msg: messages.Message, answer: messages.Answer) -> None:
         from gsat import fifo

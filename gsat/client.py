@@ -55,14 +55,20 @@ def request(ctx: Context, msg: messages.Message, host: str | None = None) -> mes
     return channel(ctx, host).request(msg, ctx.config["timeout"])
 
 
-def store_and_notify(ctx: Context, spec: dict, script: bytes, count: int) -> tuple[list[int], str | None]:
+def store_and_notify(ctx: Context, spec: dict, script: bytes, count: int,
+                     stored=None) -> tuple[list[int], str | None]:
     """Store the job (or its `count` array elements) and tell its controller.
 
-    Returns the ids and, when the controller could not be told, a warning:
-    the jobs are stored, and their controller finds them at its next
-    heartbeat (or when it starts)."""
+    `stored(ids)` is called once they are stored, before the controller is
+    told (gqsub prints the ids there: a submitter killed after its array is
+    stored whole has printed them, or at once would have).  Returns the ids
+    and, when the controller could not be told, a warning: the jobs are
+    stored, and their controller finds them at its next heartbeat (or when
+    it starts)."""
     channel_ = channel(ctx, spec["host"])  # a refused channel stops us before storing
     ids = jobs.publish(ctx.layout, spec, script, count)
+    if stored:
+        stored(ids)
     try:
         for start in range(0, len(ids), CHUNK):
             channel_.send(messages.Submit(jobs=ids[start:start + CHUNK]))

@@ -23,12 +23,13 @@ import os
 import signal
 import time
 
-from gsat import crashpoint, fifo, guard, heartbeat, jobs, jobtypes, messages, recovery, signames
+from gsat import arrays, crashpoint, fifo, guard, heartbeat, jobs, jobtypes, messages, recovery
+from gsat import signames
 from gsat import states, summary
 from gsat.channel import FileChannel, open_channel
 from gsat.config import Config, share_dir
 from gsat.dispatcher import Dispatcher
-from gsat.errors import Damaged, GsatError, Refused, UsageError
+from gsat.errors import Damaged, GsatError, NoSuchJob, Refused, UsageError
 from gsat.jobs import Job, change_state
 from gsat.layout import Layout
 from gsat.runs import SAVED_POINTS, Runs
@@ -63,6 +64,7 @@ class Controller(Runs):
         self.stopping = False
         self.max_seen = 0
         self.jobs_mtime = None  # of jobs/, at the last look for submissions nobody told us of
+        self.intake = arrays.Intake(self.layout, self.host)  # arrays not stored whole yet, leftovers
         self.watchers = []
         self.started = time.time()
         self.catalog = jobtypes.Catalog([self.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"])
@@ -86,6 +88,7 @@ class Controller(Runs):
         """Watch first, then scan: nothing that arrives meanwhile is missed."""
         self.watchers = [ch.watcher(self.config["watch"], self.config["poll_interval"]) for ch in self.channels]
         recovery.recover(self)
+        self._settle_arrays(time.time())
         self._flush_summary()
 
     def step(self, now: float) -> None:
@@ -147,8 +150,8 @@ class Controller(Runs):
             return max(0.0, self.next_beat - now)
         due = [w.interval for w in self.watchers if w.interval]
         due.append(max(0.0, (self.last_beat + 1.0 if self.running_changed else self.next_beat) - now))
-        if self.announced:
-            due.append(0.0)
+        if self.announced or any(getattr(ch, "backlog", False) for ch in self.channels):
+            due.append(0.0)  # more to take on, or messages of a flood's backlog (gsat.spool)
         if self.told_ended:  # ends that could not be recorded yet
             due.append(1.0)
         due += [max(0.0, t - now) for t in self.kill_at.values()]
@@ -158,6 +161,7 @@ class Controller(Runs):
 
     def _beat(self, now: float) -> None:
         recovery.take_on_untold(self)
+        self._settle_arrays(now)
         # idle (no active job), the controller wakes only for this: once a minute by default
         interval = self.config["heartbeat_interval"]
         if not self.jobs and not self.announced:
@@ -170,8 +174,19 @@ class Controller(Runs):
             heartbeat.write(self.layout, record)
             for channel in self.channels:
                 channel.housekeeping(now)
-        except OSError as exc:
-            log.warning("heartbeat or housekeeping failed: %s", exc)
+        except (GsatError, OSError) as exc:  # a full disk is HomeUnusable: skip this beat, not the step
+            log.warning("heartbeat or housekeeping failed (skipped): %s", exc)
+
+    def _settle_arrays(self, now: float) -> None:
+        """Take on the arrays now stored whole; remove what dead submitters left (gsat.arrays)."""
+        try:
+            for job_id in self.intake.settle(now):
+                recovery.take_on(self, job_id)
+                if job_id in self.jobs:
+                    self.max_seen = max(self.max_seen, job_id)
+            self.intake.sweep_temporaries(now)
+        except (GsatError, OSError) as exc:
+            log.warning("cannot settle the arrays not stored whole: %s", exc)
 
     def _handle_flags(self) -> None:
         if "stop" in self.flags:
@@ -240,6 +255,7 @@ class Controller(Runs):
         if job.state.state == states.RUNNING:
             self._interrupt(job, "delete", signal.SIGTERM, now)
         else:
+            self.kill_lost(job)  # a lost run's processes (a shepherd killed before this version)
             self._transition(job, "delete", now)
 
     def _delete_damaged(self, exc: Damaged) -> None:
@@ -280,9 +296,7 @@ class Controller(Runs):
         self._event(job, states.JOB_SIGNAL, signal=signames.name(msg.signal))
 
     def _on_exited(self, msg: messages.Exited, now: float) -> None:
-        job = self.jobs.get(msg.job)
-        if job and job.state.state == states.RUNNING and job.state.attempt == msg.run:
-            self.run_ended(job, now)
+        self.end_or_retry((msg.job, msg.run), now)  # a no-op unless it is the job's current run
 
     def _on_trigger(self, msg: messages.Trigger, now: float):
         if msg.event in states.RESERVED_EVENTS or not states.valid_event_name(msg.event):
@@ -319,6 +333,8 @@ class Controller(Runs):
             job = self.jobs.get(job_id)
         if job is None:
             job = jobs.load(self.layout, job_id)
+            if job.state.host is None and not self.intake.ready(job):
+                raise NoSuchJob(f"no such job {job_id} (an array not stored whole yet)")
             owner = job.state.host or job.spec.get("host") or self.host
             if owner != self.host:
                 raise Refused(f"job {job_id} belongs to host {owner}")
@@ -338,8 +354,9 @@ class Controller(Runs):
         if rows:
             try:
                 summary.append(self.layout, rows)
-            except OSError as exc:
-                log.warning("cannot append to the summary: %s", exc)
+            except (GsatError, OSError) as exc:  # a full disk: kept, and appended with the next rows
+                log.warning("cannot append to the summary (kept for later): %s", exc)
+                self.summary_rows = rows + self.summary_rows
 
     def track(self, job: Job) -> None:
         """Hold an active job in memory; a queued one goes onto the scheduler's heap."""

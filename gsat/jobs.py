@@ -9,7 +9,9 @@ Publishing a job is one atomic step: gqsub fills a temporary directory
 `jobs/.new.*` and renames it to the next free id.  rename() of a directory
 fails when the target exists and is not empty, so two submitters can never
 get one id, and a crashed submitter leaves no lock behind, only a
-temporary directory that is ignored.  A job's files are durable before its
+temporary directory that is ignored (and removed by a controller:
+gsat.arrays).  An array is taken on only once it is stored whole: see
+gsat.arrays for its commit marker.  A job's files are durable before its
 rename: each one fsynced, or, for the elements of an array after its first,
 all of them at once by one syncfs() of the file system before any of them
 is renamed (1,000 elements cost two flushes, not 4,000).  Deleted jobs keep a tombstone
@@ -23,7 +25,7 @@ import errno
 import os
 import stat
 
-from gsat import crashpoint, damage, fsutil, jsontext, states, trust
+from gsat import arrays, crashpoint, damage, fsutil, jsontext, states, trust
 from gsat.errors import Damaged, NoSuchJob, Refused, Untrusted, UsageError
 from gsat.layout import JOB_DIGITS, Layout
 from gsat.record import Record
@@ -100,6 +102,9 @@ def publish(layout: Layout, spec: dict, script: bytes, count: int = 1) -> list[i
     if not os.path.isdir(layout.jobs):  # a look is cheaper than a mkdir that fails
         os.makedirs(layout.jobs, mode=0o700, exist_ok=True)
     ids: list[int] = []
+    if spec.get("array"):  # its elements are taken on once the array is whole (gsat.arrays)
+        spec = dict(spec, array={**spec["array"], "count": count, "token": arrays.new_token(),
+                                 "pid": os.getpid()})
     try:
         first = _fill(layout, _array_element(spec, 0, []), script)
         crashpoint.at("submit.filled")
@@ -108,6 +113,8 @@ def publish(layout: Layout, spec: dict, script: bytes, count: int = 1) -> list[i
         if count > 1:  # the first element's id is the array's: the others carry it
             _publish_rest(layout, spec, script, count, ids)
         fsutil.fsync_dir(layout.jobs)
+        if spec.get("array"):
+            arrays.commit(layout, ids[0], spec["array"]["token"])
     except BaseException:
         _withdraw(layout, ids, spec)
         raise
@@ -177,7 +184,7 @@ def _array_element(spec: dict, index: int, ids: list[int]) -> dict:
 
 def _fill(layout: Layout, spec: dict, script: bytes, sync: bool = True) -> str:
     """A temporary job directory holding `spec` and `script` (fsynced when `sync`)."""
-    tmp = layout.jobs / f".new.{os.getpid()}.{os.urandom(4).hex()}"
+    tmp = layout.jobs / f".new.{layout.host}.{os.getpid()}.{os.urandom(4).hex()}"  # gsat.arrays
     os.mkdir(tmp, 0o700)
     try:
         os.mkdir(tmp / "runs", 0o700)  # here, not on the controller's path to each start

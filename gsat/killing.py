@@ -1,7 +1,16 @@
 """Signalling a job: always its whole process group (os.killpg, never
 /bin/kill), found from the shepherd's start record of the current attempt
 and only while that shepherd lives and has written no exit record, so a
-reused pid is never hit."""
+reused pid is never hit.
+
+A run declared lost (its shepherd died without an exit record: kill -9 of
+the shepherd) may leave its process group running untracked; kill_lost
+SIGKILLs it.  The group is the job's pid (job_pid in runs/N.start), and a
+reused number is told apart by the start ticks of its leader (job_ticks):
+while the leader lives (or is a zombie) its number cannot be anyone
+else's, and once it is gone a group of that number can only be what is
+left of the job's own (Linux gives no process a pid that is in use as a
+process group id).  A record from another boot is never acted on."""
 
 import os
 import signal
@@ -27,6 +36,26 @@ def job_pgid(layout, job) -> int | None:
     if os.path.lexists(shepherd.exit_path(jobdir, job.state.attempt)):
         return None
     return record["job_pid"]
+
+
+def kill_lost(layout, job, attempt: int) -> bool:
+    """SIGKILL what is left of run `attempt` of `job` when it ended without
+    an exit record; True when a group was signalled."""
+    jobdir = str(layout.job_dir(job.id))
+    record = shepherd.read_start(jobdir, attempt) or {}
+    pgid = record.get("job_pid")
+    if not isinstance(pgid, int) or pgid <= 1 or shepherd.read_exit(jobdir, attempt) is not None:
+        return False
+    if (record.get("shepherd") or {}).get("boot") != procinfo.boot_id():
+        return False
+    ticks = procinfo.start_ticks(pgid)
+    if ticks is not None and ticks != record.get("job_ticks"):
+        return False  # that pid is another process now (or the record predates job_ticks)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def signal_job(layout, job, sig: int, just_started: bool) -> None:

@@ -117,8 +117,8 @@ def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
         return
     st = job.state
     if st.host is None:  # a new submission
-        if job.spec.get("host") not in (None, ctrl.host):
-            return
+        if job.spec.get("host") not in (None, ctrl.host) or not ctrl.intake.ready(job):
+            return  # another host's, or an element of an array not stored whole (gsat.arrays)
         st.host = ctrl.host  # claimed in memory; state.json is first written when it changes
         ctrl.track(job)
         crashpoint.at("takeon.claimed")
@@ -148,7 +148,7 @@ def _readopt(ctrl, job) -> None:
     jobdir = str(ctrl.layout.job_dir(job.id))
     attempt = job.state.attempt
     if shepherd.read_exit(jobdir, attempt) is not None:
-        return ctrl.run_ended(job, time.time())
+        return ctrl.end_or_retry((job.id, attempt), time.time())
     record = shepherd.read_start(jobdir, attempt)
     if record is None and shepherd.fence(jobdir, attempt):
         record = shepherd.FENCED
@@ -161,7 +161,7 @@ def _readopt(ctrl, job) -> None:
     if procinfo.alive(ident) and _watch(ctrl, job, ident["pid"]):
         log.info("job %d: adopted shepherd %d", job.id, ident["pid"])
         return
-    ctrl.run_ended(job, time.time())  # reads the exit record if it appeared meanwhile
+    ctrl.end_or_retry((job.id, attempt), time.time())  # reads the exit record if it appeared meanwhile
 
 
 def _pending_signal(ctrl, job) -> int:

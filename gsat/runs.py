@@ -53,7 +53,7 @@ class Runs:
             log.exception("job %d: cannot start a shepherd", job.id)  # the run is lost, not the controller
             if not isinstance(exc, OSError):
                 job.state.reason = f"cannot start: {exc!r}"
-            self.run_ended(job, now)
+            self.end_or_retry((job.id, job.state.attempt), now)
             return
         self.children[pid] = (job.id, job.state.attempt)
         crashpoint.at("start.handed")
@@ -107,11 +107,20 @@ class Runs:
             job_id, run, pid = self.told_ended.popleft()
             if self.pool.ended(pid):
                 self.children.pop(pid, None)
-            try:
-                self._shepherd_ended((job_id, run), now)
-            except (GsatError, OSError) as exc:  # a full disk: try again at the next wake
-                log.error("job %d: cannot record the end of run %d: %s", job_id, run, exc)
-                self.told_ended.append((job_id, run, 0))
+            self.end_or_retry((job_id, run), now)
+
+    def end_or_retry(self, run: tuple, now: float) -> None:
+        """End `run` (job id, attempt) if it is its job's current one.  Every
+        road by which an end arrives comes here: when the end cannot be saved
+        (a full disk), it is kept in told_ended and tried again at every
+        wake-up (at most a second apart) until it is, with the exit record's
+        real value."""
+        try:
+            self._shepherd_ended(run, now)
+        except (GsatError, OSError) as exc:
+            log.error("job %d: cannot record the end of run %d (tried again in a second): %s",
+                      run[0], run[1], exc)
+            self.told_ended.append((run[0], run[1], 0))
 
     def _read_told_ended(self) -> None:
         """Take the "JOB RUN PID" lines waiting on the pipe into told_ended."""
@@ -130,11 +139,13 @@ class Runs:
                 self.dispatcher.service_ended(self.services.reaped(pid, status))
                 continue
             self.pool.gone(pid)
-            self._shepherd_ended(self.children.pop(pid, None), now)
+            run = self.children.pop(pid, None)
+            if run:
+                self.end_or_retry(run, now)
 
     def _adopted_ended(self, pidfd: int, now: float) -> None:
         os.close(pidfd)
-        self._shepherd_ended(self.adopted.pop(pidfd), now)
+        self.end_or_retry(self.adopted.pop(pidfd), now)
 
     def _shepherd_ended(self, run: tuple | None, now: float) -> None:
         """A shepherd is gone: if its run is still the job's current one, end it."""
@@ -154,17 +165,24 @@ class Runs:
             job.state.exit = record["exit"] if record else EXIT_LOST
             if record is None:
                 log.warning("job %d: run %d ended without an exit record: lost", job.id, job.state.attempt)
+                self.kill_lost(job)
             # a run that recovery found ended may have had its events recorded before the crash
-            seen = self.dispatcher.recorded(job) if self.recovered.pop(job.id, None) else None
+            seen = self.dispatcher.recorded(job) if job.id in self.recovered else None
             ended = self.dispatcher.record(job, states.JOB_TERMINATION, seen=seen, exit=job.state.exit)
             action = self._after_run(job)
             # no fsync: the durable exit record rebuilds this state after a power cut
             # (gsat.recovery), unless the run left none or a delete removes it
             self._transition(job, action, now, sync=record is None or action == "delete", first=(ended,),
                              seen=seen)
+            self.recovered.pop(job.id, None)
         except (GsatError, OSError):
             job.state = before
             raise
+
+    def kill_lost(self, job: Job) -> None:
+        """Kill the process group a lost run may have left running (gsat.killing)."""
+        if job.state.attempt and killing.kill_lost(self.layout, job, job.state.attempt):
+            log.warning("job %d: killed the processes of its lost run %d", job.id, job.state.attempt)
 
     def _after_run(self, job: Job) -> str:
         st = job.state

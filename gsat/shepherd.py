@@ -12,7 +12,9 @@ The controller forks it (much cheaper than a new interpreter).  It:
    (pgid = job pid), with its environment, working directory and output
    files, and records the job's pid in runs/N.start;
 4. waits for it and writes runs/N.exit {exit value, signal, end time, boot}
-   durably (fsync file and directory) before anybody is told;
+   durably (fsync file and directory) before anybody is told; a write that
+   fails (a full disk) is tried again until it works, so the run's real
+   exit value is never lost and its end never reported before it is durable;
 5. tells its controller at once, by a line "JOB RUN PID" on the pipe the
    controller gave it (the exit of a forked interpreter takes the kernel a
    millisecond to tear down, and SIGCHLD comes after it); an orphaned
@@ -36,6 +38,7 @@ import time
 import typing
 
 from gsat import crashpoint, fsutil, jobs, jsontext, procinfo
+from gsat.errors import GsatError
 
 FENCED = {"fenced": True}
 
@@ -153,18 +156,35 @@ def run(spec: RunSpec, identity: dict) -> bool:
     os.chdir("/")  # a pooled shepherd must not keep the job's directory busy
     if pid:
         record["job_pid"] = pid  # posix_spawn returns after the exec: the group exists
-        fsutil.atomic_write(start_path(spec.jobdir, spec.run), jsontext.dumps(record).encode(), sync=False)
+        record["job_ticks"] = procinfo.start_ticks(pid)  # with job_pid: a reused pgid is never killed
+        write_until_done(start_path(spec.jobdir, spec.run), jsontext.dumps(record).encode(), sync=False)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
     ended = {"exit": code if code >= 0 else 128 - code, "signal": -code if code < 0 else None,
              "ended": time.time(), "boot": record["shepherd"]["boot"]}
-    fsutil.atomic_write(exit_path(spec.jobdir, spec.run), jsontext.dumps(ended).encode())
+    write_until_done(exit_path(spec.jobdir, spec.run), jsontext.dumps(ended).encode())
     crashpoint.at("run.recorded")
     if os.getppid() == spec.controller_pid:
         return tell_ended(spec.ended_fd, spec.job, spec.run)
     if spec.notify:
         spec.notify(spec.job, spec.run)
     return False
+
+
+RETRY_MAX = 1.0  # seconds between tries of a record write that failed
+
+
+def write_until_done(path: str, data: bytes, sync: bool = True) -> None:
+    """atomic_write, tried again (0.01 s, doubling to RETRY_MAX) until it
+    works: a shepherd that gave up on a full disk would turn a real exit
+    value into "lost"."""
+    delay = 0.01
+    while True:
+        try:
+            return fsutil.atomic_write(path, data, sync=sync)
+        except (OSError, GsatError):
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
 
 
 def yield_to_others() -> None:

@@ -391,3 +391,48 @@ def test_a_big_submission_is_taken_on_in_batches_and_its_first_jobs_start_at_onc
     assert set(ids) <= set(ctrl.jobs) | {j for j in ids if jobs.load(ctrl.layout, j).state.state != states.QUEUED}
     for job_id in ids:
         step_until(ctrl, job_id, states.FINISHED)
+
+
+def immutable(path):
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not supported here")
+
+
+def test_an_end_seen_by_sigchld_that_cannot_be_saved_is_retried(ctrl, tmp_path):
+    """The SIGCHLD road (a forked shepherd, its pipe line left unread) on a
+    job directory that takes no files: the step goes on, the end is recorded
+    once it can be, with the real exit value."""
+    job_id = submit(ctrl, tmp_path, "#!/bin/sh\nexit 3\n")
+    step_until(ctrl, job_id, states.RUNNING)
+    (pid,) = ctrl.children
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # the shepherd has exited; not reaped yet
+    fifo.read(ctrl.ended_r)  # as if its line never came: only SIGCHLD tells
+    jobdir = ctrl.layout.job_dir(job_id)
+    immutable(jobdir)
+    try:
+        ctrl.step(time.time())  # must not raise
+        assert pid not in ctrl.children and ctrl.jobs[job_id].state.state == states.RUNNING
+        assert ctrl.told_ended and ctrl._timeout(time.time()) <= 1.0
+    finally:
+        subprocess.run(["chattr", "-i", str(jobdir)], check=True)
+    assert step_until(ctrl, job_id, states.FAILED).state.exit == 3
+
+
+def test_an_end_found_at_start_up_that_cannot_be_saved_is_retried(home_env, tmp_path):
+    """Recovery: the run ended while no controller ran, and its end cannot be
+    saved when the next one starts; it is recorded once it can be."""
+    first = Controller(config.load())
+    first.open()
+    job_id = submit(first, tmp_path, "#!/bin/sh\nexit 3\n")
+    step_until(first, job_id, states.RUNNING)
+    jobdir = first.layout.job_dir(job_id)
+    wait_for(lambda: shepherd.read_exit(str(jobdir), 1), what="the exit record")
+    first.pool.close()  # the first controller "dies" before it records the end
+    immutable(jobdir)
+    try:
+        ctrl = Controller(config.load())
+        ctrl.open()
+        assert ctrl.jobs[job_id].state.state == states.RUNNING and ctrl.told_ended
+    finally:
+        subprocess.run(["chattr", "-i", str(jobdir)], check=True)
+    assert step_until(ctrl, job_id, states.FAILED).state.exit == 3

@@ -4,10 +4,11 @@ fills up partway through a submission (root only: mount(2))."""
 
 import os
 import subprocess
+import time
 
 import pytest
 
-from helpers import Gsat
+from helpers import Gsat, q, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,6 +34,62 @@ def job_dirs(g) -> list[str]:
 def state_of(g, name: str) -> str | None:
     path = g.home / "jobs" / name / "state.json"
     return path.read_text() if path.exists() else None
+
+
+def fill_inodes(home) -> list:
+    """Use up the file system's inodes the way another program would; the files made."""
+    filler = []
+    while True:
+        path = home / f"filler{len(filler)}"
+        try:
+            path.write_text("x")
+        except OSError:
+            return filler
+        filler.append(path)
+
+
+def test_a_heartbeat_on_a_full_disk_is_skipped_and_the_step_goes_on(small_home, monkeypatch):
+    """heartbeat.write raises HomeUnusable (not an OSError) on a full disk."""
+    from gsat import config
+    from gsat.controller import Controller
+    monkeypatch.setenv("GSAT_HOME", str(small_home.home))
+    monkeypatch.setenv("GSAT_HOSTNAME", small_home.host)
+    ctrl = Controller(config.load())
+    ctrl.open()
+    try:
+        fill_inodes(small_home.home)
+        now = time.time()
+        ctrl.next_beat = 0.0
+        ctrl.step(now)  # must not raise
+        assert ctrl.next_beat > now  # the beat was tried, and skipped
+    finally:
+        ctrl.pool.close()
+
+
+def test_a_job_that_ends_while_the_disk_is_full_keeps_its_exit_value(small_home, tmp_path):
+    """The shepherd cannot write the exit record, nor the controller the end
+    state, nor a heartbeat: once space is back the job is failed with its own 3."""
+    g = small_home
+    g.write_config({"autostart": False, "heartbeat_interval": 0.2})
+    go, pid_file = tmp_path / "go", tmp_path / "pid"
+    g.start()
+    job = g.submit(f"#!/bin/sh\necho $$ > {q(pid_file)}\n{await_file_line(go)}exit 3\n")
+    g.wait_state(job, "running")
+    job_pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip()))
+    filler = fill_inodes(g.home)
+    go.touch()
+    wait_for(lambda: not os.path.exists(f"/proc/{job_pid}"), what="the job's end")  # reaped: the shepherd writes
+    wait_for(lambda: "heartbeat.json: No space left" in g.log(), what="a heartbeat on the full disk")
+    assert g.controllers[0].poll() is None
+    for path in filler:
+        path.unlink()
+    row = g.wait_state(job, "failed", "finished", timeout=20)
+    assert (row["state"], row["exit"]) == ("failed", 3), row
+    assert g.run("gqwait", job, timeout=20).returncode == 3
+
+
+def await_file_line(path) -> str:
+    return f"while [ ! -e {q(path)} ]; do sleep 0.02; done\n"
 
 
 def test_an_array_that_fills_the_disk_is_withdrawn_whole(small_home):

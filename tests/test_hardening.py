@@ -100,3 +100,62 @@ def test_an_id_given_twice_is_acted_on_once(running):
     proc = running.run("gqdel", job, f"00{job}")
     assert proc.returncode == 0, proc.stderr
     assert running.run("gqstat", job).returncode == 3
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`, from /proc."""
+    out = []
+    for name in os.listdir("/proc"):
+        try:
+            text = open(f"/proc/{name}/stat", "rb").read()
+        except OSError:
+            continue
+        fields = text[text.rindex(b")") + 2:].split()
+        if name.isdigit() and fields[0] != b"Z" and int(fields[2]) == pgid:
+            out.append(int(name))
+    return out
+
+
+def test_kill_9_of_a_shepherd_kills_its_jobs_processes(running, tmp_path):
+    from helpers import q
+    beat = tmp_path / "beat"
+    job = running.submit(f"#!/bin/sh\nwhile :; do date +%s%N > {q(beat)}; sleep 0.05; done\n")
+    start = running.job_dir(job) / "runs" / "1.start"
+    record = wait_for(lambda: start.exists() and (r := json.loads(start.read_text())).get("job_pid") and r)
+    pgid = record["job_pid"]
+    assert group_members(pgid)
+    os.kill(record["shepherd"]["pid"], 9)
+    row = running.wait_state(job, "failed")
+    assert row["exit"] == 255
+    wait_for(lambda: not group_members(pgid), what="the lost job's processes to go")
+    assert running.run("gqdel", job).returncode == 0
+
+
+def test_gqdel_of_a_lost_job_kills_what_it_left_and_a_reused_pid_is_spared(gsat, tmp_path):
+    """State written as a controller before this fix left it: failed 255, the
+    group still running.  gqdel kills it; a record whose pid now names a
+    process of another start time is not acted on."""
+    from gsat import procinfo
+    leftover = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        jobs = []
+        for pid, ticks in ((leftover.pid, procinfo.start_ticks(leftover.pid)),
+                           (stranger.pid, procinfo.start_ticks(stranger.pid) - 1)):
+            job = gsat.submit("#!/bin/sh\ntrue\n", "-H")
+            jobdir = gsat.job_dir(job)
+            (jobdir / "runs" / "1.start").write_text(json.dumps(
+                {"shepherd": {"pid": 999999999, "ticks": 1, "boot": procinfo.boot_id()},
+                 "job_pid": pid, "job_ticks": ticks, "started": time.time()}))
+            (jobdir / "state.json").write_text(json.dumps(
+                {"state": "failed", "host": gsat.host, "run": 1, "attempt": 1, "exit": 255}))
+            jobs.append(job)
+        gsat.start()
+        assert gsat.run("gqdel", *jobs).returncode == 0
+        assert leftover.wait(timeout=10) == -9
+        assert stranger.poll() is None
+    finally:
+        leftover.kill()
+        stranger.kill()
+        leftover.wait()
+        stranger.wait()

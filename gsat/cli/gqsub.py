@@ -39,15 +39,20 @@ def main(argv: list[str]) -> int:
     spec = submit.build(merged, "STDIN" if script_name == "-" else script_name, job_args,
                         dict(os.environ), os.getcwd(),
                         [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host)
-    ids, warning = client.store_and_notify(ctx, spec, script, submit.array_count(spec))
+    ids, warning = client.store_and_notify(ctx, spec, script, submit.array_count(spec),
+                                           stored=lambda ids: _print_ids(ids, as_json))
     if warning:
         say(PROG, warning)
-    sys.stdout.write(jsontext.dumps({"jobs": ids}) + "\n" if as_json else "".join(f"{i}\n" for i in ids))
     if wait:
-        sys.stdout.flush()
         from gsat import waiting
         return waiting.wait_jobs(ctx, ids)
     return 0
+
+
+def _print_ids(ids: list[int], as_json: bool) -> None:
+    """Printed (and flushed) as soon as the jobs are stored, before the controller is told."""
+    sys.stdout.write(jsontext.dumps({"jobs": ids}) + "\n" if as_json else "".join(f"{i}\n" for i in ids))
+    sys.stdout.flush()
 
 
 def _split_args(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -3,7 +3,6 @@
 The only entry point that imports the controller."""
 
 import logging
-import sys
 
 from gsat import client, config as configmod, daemon, messages
 from gsat.cli.common import parser, run as run_main, say, seconds
@@ -27,7 +26,8 @@ def main(argv: list[str]) -> int:
 
 def _run(config, layout, args) -> int:
     from gsat.controller import Controller
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    from gsat.logfile import handler_for
+    logging.basicConfig(level=logging.INFO, handlers=[handler_for(daemon.log_path(layout))],
                         format=f"%(asctime)s {config.host} gsatlc[%(process)d] %(levelname)s %(message)s")
     controller = Controller(config)
     fd = daemon.acquire(layout)
