@@ -137,17 +137,17 @@ class Intake:
         return out
 
     def remove(self, first: int, array: dict) -> None:
-        """Remove every element of an abandoned array, the first one last."""
-        import shutil  # not on gqsub's path, which imports this module
-        from gsat import jobs
+        """Bury every element of an abandoned array, the first one last: each
+        leaves a tombstone, as a deleted job does."""
+        from gsat import jobs  # not at the top: jobs imports this module
         token, found = array.get("token"), []
         for job_id in jobs.job_ids(self.layout):
             if job_id > first and len(found) < array.get("count", 0) - 1:
                 spec = _spec(self.layout, job_id)
                 if spec and (spec.get("array") or {}).get("token") == token:
                     found.append(job_id)
-        for job_id in [*found, first]:
-            shutil.rmtree(self.layout.job_dir(job_id), ignore_errors=True)
+        # tombstones, not removal: gqstat may have listed these ids, which are never used again
+        jobs.withdraw(self.layout, [*found, first], dict(array=None, submit_host=self.host))
         log.warning("array %d: its submitter died before storing it whole; removed %d elements",
                     first, len(found) + 1)
 

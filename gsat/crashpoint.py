@@ -10,8 +10,11 @@ and the count so far.
 
 The points the code passes, by the step they stand after:
   submit.filled     gqsub: the job's temporary directory is filled
-  submit.stored     gqsub: the job is renamed to its id (accepted)
-  submit.told       gqsub: the submit message is in the controller's inbox
+  submit.stored     gqsub: the job (an array's first element) is renamed to
+                    its id: a single job is accepted
+  submit.committed  gqsub: an array's marker is written: the array is accepted
+  submit.told       gqsub: the ids are printed and the submit message is in
+                    the controller's inbox
   takeon.claimed    controller: a submission is taken on, before its QSUB
   start.saved       controller: `running` is saved, before a shepherd has it
   start.handed      controller: a shepherd has the run

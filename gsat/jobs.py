@@ -115,8 +115,9 @@ def publish(layout: Layout, spec: dict, script: bytes, count: int = 1) -> list[i
         fsutil.fsync_dir(layout.jobs)
         if spec.get("array"):
             arrays.commit(layout, ids[0], spec["array"]["token"])
+            crashpoint.at("submit.committed")
     except BaseException:
-        _withdraw(layout, ids, spec)
+        withdraw(layout, ids, spec)
         raise
     _write_hint(layout, ids[-1] + 1)
     return ids
@@ -156,7 +157,7 @@ def _syncfs_is_enough(path) -> bool:
     return kernel >= (5, 8) and watch.fs_type(path) in SYNCFS_FILE_SYSTEMS and fsutil.can_syncfs()
 
 
-def _withdraw(layout: Layout, ids: list[int], spec: dict) -> None:
+def withdraw(layout: Layout, ids: list[int], spec: dict) -> None:
     """Tombstones for the elements of a failed submission; where even a
     tombstone does not fit (a full disk), the directory is renamed away."""
     for job_id in ids:
@@ -354,14 +355,15 @@ def save(layout: Layout, job: Job, sync: bool = True) -> None:
 
 
 def bury(layout: Layout, job: Job) -> None:
-    """Turn a saved deleted job into a tombstone: keep job.json and state.json.
+    """Turn a saved deleted job into a tombstone: keep job.json, state.json and
+    an array's marker (which refuses a late commit of an abandoned array).
     Everything goes through a descriptor of the job's own directory (checked
     by open_dir): nothing is removed through a symlink, at any depth."""
     import shutil
     fd = open_dir(layout, job.id)
     try:
         for entry in os.scandir(fd):
-            if entry.name in ("job.json", "state.json"):
+            if entry.name in ("job.json", "state.json", arrays.MARKER):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.name, ignore_errors=True, dir_fd=fd)  # never follows links inside

@@ -73,6 +73,13 @@ def element_spec(tmp_path, host: str, pid: int, submitted: float, count: int) ->
                       "token": "feedface", "pid": pid}}
 
 
+def tombstone(layout, job: int) -> bool:
+    """jobs/N holds only what a deleted job leaves: its state says deleted."""
+    folder = layout.job_dir(job)
+    state = json.loads((folder / "state.json").read_text()) if (folder / "state.json").exists() else {}
+    return state.get("state") == "deleted" and not (folder / "script").exists()
+
+
 def test_the_elements_of_a_dead_submitters_array_are_removed_and_others_run(home_env, tmp_path):
     """Three of five elements in place, another job's between them, the submitter dead."""
     dead = subprocess.Popen(["true"])
@@ -91,8 +98,8 @@ def test_the_elements_of_a_dead_submitters_array_are_removed_and_others_run(home
         assert other in ctrl.jobs and not {first, second, third} & set(ctrl.jobs)
         ctrl.next_beat = 0.0
         ctrl.step(time.time())
-        assert not [j for j in (first, second, third) if os.path.lexists(layout.job_dir(j))]
-        assert os.path.isdir(layout.job_dir(other))
+        assert [tombstone(layout, j) for j in (first, second, third)] == [True] * 3  # ids never used again
+        assert os.path.isdir(layout.job_dir(other)) and not tombstone(layout, other)
     finally:
         ctrl.pool.close()
 
@@ -118,10 +125,8 @@ def test_leftovers_older_than_an_hour_go_even_when_their_submitter_lives(home_en
         assert first not in ctrl.jobs  # not whole: not taken on
         ctrl.next_beat = 0.0
         ctrl.step(time.time())
-        assert not os.path.lexists(layout.job_dir(first)) and not os.path.lexists(temp)
-        os.mkdir(layout.job_dir(first))  # the id is free again; the hung submitter wakes up and commits:
-        (layout.job_dir(first) / arrays.MARKER).write_text("abandoned\n")
-        with pytest.raises(Refused):
+        assert tombstone(layout, first) and not os.path.lexists(temp)
+        with pytest.raises(Refused):  # the hung submitter wakes up and commits
             arrays.commit(layout, first, "feedface")
     finally:
         ctrl.pool.close()

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # point -> the process that passes it
 POINTS = {
-    "submit.filled": "gqsub", "submit.stored": "gqsub", "submit.told": "gqsub",
+    "submit.filled": "gqsub", "submit.stored": "gqsub", "submit.committed": "gqsub-array",
+    "submit.told": "gqsub",
     "takeon.claimed": "controller", "start.saved": "controller", "start.handed": "controller",
     "run.published": "shepherd", "run.spawned": "shepherd", "run.recorded": "shepherd",
     "end.saved": "controller", "end.told": "controller",
@@ -280,8 +281,9 @@ def test_gqsub_killed_at(tmp_path, point):
     try:
         rig.start()
         proc = rig.g.run("gqsub", input=rig.script, env={"GSAT_CRASH_AT": point})
-        assert proc.returncode == -9 and proc.stdout == "", proc
         stored = sorted(int(p.name) for p in rig.g.home.glob("jobs/[0-9]*"))
+        printed = [int(x) for x in proc.stdout.split()]
+        assert proc.returncode == -9 and printed == (stored if point == "submit.told" else []), proc
         if point == "submit.filled":
             assert stored == []
             wait_for(lambda: not list(rig.g.home.glob("jobs/.new.*")), 30, "the leftover to go")
@@ -291,6 +293,32 @@ def test_gqsub_killed_at(tmp_path, point):
             rig.go(stored[0], 0)
             rig.until(rig.is_(stored[0], "finished"), "the untold job to run")
             expected = {stored[0]: ("finished", 0, 1)}
+        expected.update(workload(rig))
+        check(rig, expected)
+    finally:
+        rig.g.cleanup()
+
+
+@pytest.mark.parametrize("point", ["submit.stored", "submit.committed"])
+def test_gqsub_of_an_array_killed_at(tmp_path, point):
+    """Killed once its first element is stored, an array never runs and goes;
+    killed once it is committed, it runs whole."""
+    rig = Rig(tmp_path)
+    try:
+        rig.start()
+        proc = rig.g.run("gqsub", "-t", "1-5", input=rig.script, env={"GSAT_CRASH_AT": point})
+        assert proc.returncode == -9 and proc.stdout == "", proc
+        stored = sorted(int(p.name) for p in rig.g.home.glob("jobs/[0-9]*"))
+        assert len(stored) == (1 if point == "submit.stored" else 5), stored
+        if point == "submit.committed":
+            for job in range(1, 6):
+                rig.go(job, 0)
+        if point == "submit.stored":
+            rig.until(lambda: not rig.state(1), "the abandoned array to go")
+            expected = {1: (None, None, 0)}
+        else:
+            rig.until(lambda: all(rig.is_(j, "finished")() for j in range(1, 6)), "the array to run")
+            expected = {j: ("finished", 0, 1) for j in range(1, 6)}
         expected.update(workload(rig))
         check(rig, expected)
     finally:
