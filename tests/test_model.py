@@ -21,7 +21,7 @@ queued ids run, at most %MAX of one array.
 Scale: GSAT_MODEL_EXAMPLES and GSAT_MODEL_STEPS (defaults 15 and 25, under a
 minute); `make soak` sets them higher.  The examples are derandomized unless
 GSAT_MODEL_EXAMPLES is set, so `make test` runs the same ones every time, and
-the test checks that they reached every case of MUST_COVER.  A failure prints
+then the test checks that they reached every case of MUST_COVER.  A failure prints
 the whole failing sequence of steps; GSAT_MODEL_SHRINK=1 shrinks it first
 (minutes: every failing try waits out its deadline).
 """
@@ -389,6 +389,6 @@ def test_job_states_follow_the_model():
         # each failing attempt waits AGREE seconds: shrinking takes minutes, so only on request
         phases=[p for p in Phase if p != Phase.shrink or os.environ.get("GSAT_MODEL_SHRINK")],
         suppress_health_check=list(HealthCheck)))
-    if EXAMPLES * STEPS >= 300:
+    if "GSAT_MODEL_EXAMPLES" not in os.environ:  # random runs may miss a case by chance
         missed = [case for case in MUST_COVER if not COVERED[case]]
         assert not missed, f"the examples never reached: {missed}; they did {dict(COVERED)}"
