@@ -301,9 +301,7 @@ def test_v_passes_named_variables(running):
 def test_gtransfer_job_type_sets_its_environment(running):
     script = SH + 'echo "$GSAT_JOBTYPE"\necho "X509_USER_PROXY=${X509_USER_PROXY-unset}"\n'
     job, out = run_job(running, script, "-T", "gtransfer")
-    jobtype, proxy = out.splitlines()
-    assert jobtype == "gtransfer"
-    assert proxy != "X509_USER_PROXY=unset" and proxy != "X509_USER_PROXY="
+    assert out.splitlines() == ["gtransfer", f"X509_USER_PROXY=/tmp/x509up_u{os.getuid()}"]  # $UID expanded
     assert running.state(job)["jobtype"] == "gtransfer"
 
 
@@ -326,9 +324,9 @@ def test_command_line_wins_over_directive(running):
 
 def test_directives_after_the_first_command_are_ignored(running):
     script = SH + "# a comment\n\necho \"$GSAT_JOBNAME\"\n#GSAT -N late\n#GSAT --no-such-directive\n"
-    job, out = run_job(running, script)
-    assert out.strip() != "late"
-    assert running.state(job)["name"] != "late"
+    job, out = run_job(running, script)  # the unknown directive after the command is no usage error
+    assert out == "STDIN\n"  # the default name of a script given on stdin
+    assert running.state(job)["name"] == "STDIN"
 
 
 def test_o_and_e_expand_percent_j(running, tmp_path):
@@ -465,7 +463,7 @@ def test_job_array_indexes_and_max_running(gsat, tmp_path):
         records[index] = (int(job), int(array_id), float(start), float(end))
     assert {i: r[0] for i, r in records.items()} == {i: ids[i - 1] for i in range(1, 6)}
     assert {r[1] for r in records.values()} == {ids[0]}
-    assert max_overlap([(r[2], r[3]) for r in records.values()]) == 2
+    assert max_overlap([(r[2], r[3]) for r in records.values()]) <= 2  # %2: at most 2 at once
 
 
 # ---- gsatctl ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@ timings that end-to-end tests cannot reach on purpose."""
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -11,6 +12,7 @@ import pytest
 from gsat import config, fifo, jobs, messages, shepherd, states
 from gsat.channel import FileChannel
 from gsat.controller import Controller
+from gsat.errors import NoSuchJob
 from gsat.layout import Layout
 from helpers import wait_for
 
@@ -67,16 +69,22 @@ def test_answers_reach_the_waiting_fifo(ctrl):
 
 
 def test_kill_escalates_to_sigkill_after_grace(ctrl, tmp_path):
-    job_id = submit(ctrl, tmp_path, "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n")
+    ready = tmp_path / "trap-set"
+    job_id = submit(ctrl, tmp_path, f"#!/bin/sh\ntrap '' TERM\ntouch {ready}\nwhile :; do sleep 0.05; done\n")
     step_until(ctrl, job_id, states.RUNNING)
-    wait_for(lambda: (shepherd.read_start(str(ctrl.layout.job_dir(job_id)), 1) or {}).get("job_pid"))
+    job_pid = wait_for(lambda: ready.exists() and (shepherd.read_start(str(ctrl.layout.job_dir(job_id)), 1)
+                                                   or {}).get("job_pid"), what="the job's TERM trap")
     ctrl.handle(messages.Delete(jobs=[job_id]), time.time())
     assert ctrl.jobs[job_id].state.pending == "delete"
     assert job_id in ctrl.kill_at
+    ctrl.step(time.time())  # within the grace: the job ignores the TERM it got, and lives
+    assert job_id in ctrl.jobs and os.path.exists(f"/proc/{job_pid}")
     ctrl.step(time.time() + ctrl.config["kill_grace"] + 1)  # the grace is over
     wait_for(lambda: (ctrl.step(time.time()), job_id not in ctrl.jobs)[1], what="the kill")
-    with pytest.raises(Exception):
+    with pytest.raises(NoSuchJob):
         jobs.load(ctrl.layout, job_id)
+    tombstone = jobs.load(ctrl.layout, job_id, deleted_ok=True).state
+    assert (tombstone.state, tombstone.exit) == (states.DELETED, 128 + signal.SIGKILL)
 
 
 def test_a_start_interrupted_before_the_shepherd_is_fenced_and_requeued(home_env, tmp_path):

@@ -7,46 +7,91 @@ import time
 
 import pytest
 
-from gsat import config, messages
+from gsat import config, fifo, jobs, messages
 from gsat.channel import FileChannel
 from gsat.controller import Controller
-from helpers import BIN, wait_for
+from helpers import BIN, await_file, read, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_a_released_rerun_is_not_killed_by_the_held_runs_grace(running, tmp_path):
-    g = running  # kill_grace is 2 s in the fixture
-    go = tmp_path / "go"
-    job = g.submit(f"#!/bin/sh\ntrap 'exit 0' TERM\n[ $GSAT_RUN = 1 ] && {{ while :; do sleep 0.05; done; }}\n"
-                   f"while [ ! -e {go} ]; do sleep 0.05; done\nexit 0\n")
-    g.wait_state(job, "running")
-    wait_for(lambda: list(g.job_dir(job).glob("runs/1.start")) and
-             json.loads((g.job_dir(job) / "runs" / "1.start").read_text()).get("job_pid"))
-    assert g.run("gqhold", job).returncode == 0
-    g.wait_state(job, "held")
-    assert g.run("gqrls", job).returncode == 0
-    wait_for(lambda: g.state(job).get("run") == 2 and g.state(job)["state"] == "running", what="run 2")
-    started = time.monotonic()
-    wait_for(lambda: time.monotonic() - started > 3 or g.state(job)["state"] != "running",
-             timeout=10, what="the old grace to pass")
-    assert g.state(job)["state"] == "running"  # not SIGKILLed at hold time + kill_grace
+@pytest.fixture
+def ctrl(home_env):
+    """A controller in-process, driven by step(now): `now` can be past a grace without waiting."""
+    c = Controller(config.load())
+    c.open()
+    yield c
+    for job in c.jobs.values():
+        if job.state.state == "running":
+            c._kill_quietly(job, 9)
+    c.pool.close()
+    os.close(c.ended_r)
+    os.close(c.ended_w)
+
+
+def job_spec(tmp_path) -> dict:
+    return {"name": "t", "args": [], "workdir": str(tmp_path), "stdout": None, "stderr": None, "join": False,
+            "env": {"PATH": os.environ["PATH"]}, "host": None, "jobtype": "default", "hold": False,
+            "array": None, "user": "u", "submit_home": "/", "submit_host": "h", "submit_dir": str(tmp_path),
+            "submitted": time.time()}
+
+
+def step_until(ctrl, predicate, what: str):
+    return wait_for(lambda: (ctrl.step(time.time()), predicate())[1], 10, what)
+
+
+def test_a_released_rerun_is_not_killed_by_the_held_runs_grace(ctrl, tmp_path):
+    go, runs = tmp_path / "go", tmp_path / "runs"
+    script = (f"#!/bin/sh\ntrap 'exit 0' TERM\necho $GSAT_RUN >> {runs}\n"
+              f"[ $GSAT_RUN = 1 ] && {{ while :; do sleep 0.05; done; }}\n" + await_file(go))
+    (job,) = jobs.publish(ctrl.layout, job_spec(tmp_path), script.encode())
+    ctrl.channel.send(messages.Submit(jobs=[job]))
+    step_until(ctrl, lambda: read(runs) == "1\n", "run 1 with its trap set")
+    held_at = time.time()
+    assert ctrl.handle(messages.Hold(jobs=[job]), held_at).code == 0
+    assert job in ctrl.kill_at  # run 1 gets SIGKILL at held_at + kill_grace unless it ends first
+    step_until(ctrl, lambda: jobs.load(ctrl.layout, job).state.state == "held", "the hold")
+    assert ctrl.handle(messages.Release(jobs=[job]), time.time()).code == 0
+    step_until(ctrl, lambda: read(runs) == "1\n2\n", "run 2")
+    ctrl.step(held_at + ctrl.config["kill_grace"] + 1)  # run 1's grace is over: run 2 must not get its SIGKILL
     go.touch()
-    assert g.run("gqwait", job, timeout=20).returncode == 0
+    step_until(ctrl, lambda: jobs.load(ctrl.layout, job).state.state in ("finished", "failed"), "run 2's end")
+    state = jobs.load(ctrl.layout, job).state
+    assert (state.state, state.exit, state.run) == ("finished", 0, 2)
 
 
-@pytest.mark.parametrize("data", [b'{"kind": []}', b"[" * 5000, b'{"kind": {"a": 1}}',
-                                  b'{"kind": "signal", "jobs": [1], "signal": 99999999999}'])
-def test_hostile_messages_never_stop_the_controller(home_env, data):
-    ctrl = Controller(config.load())
-    ctrl.open()
+def answer_to(ctrl, msg) -> messages.Answer:
+    """Send `msg` through the spool with a reply FIFO, step once, read the answer."""
+    path, fd = fifo.create(ctrl.layout.spool() / "reply")
+    try:
+        FileChannel(ctrl.layout, ctrl.host).send(msg.replace(reply=os.path.basename(path)))
+        ctrl.step(time.time())
+        return messages.decode_answer(fifo.read(fd))
+    finally:
+        fifo.remove(path, fd)
+
+
+@pytest.mark.parametrize("data", [b'{"kind": []}', b"[" * 5000, b'{"kind": {"a": 1}}'])
+def test_hostile_messages_never_stop_the_controller(ctrl, data):
     inbox = ctrl.layout.spool()
     (inbox / "tmp" / "x").write_bytes(data)
     os.rename(inbox / "tmp" / "x", inbox / "new" / "1.1.x")
-    FileChannel(ctrl.layout, ctrl.host).send(messages.Raw(text="HOST?"))
-    ctrl.step(time.time())  # must not raise
+    assert answer_to(ctrl, messages.Raw(text="HOST?")).text == "testhost"  # it carries on
     assert not list((inbox / "new").iterdir())
-    assert len(list((inbox / "bad").glob("*.reason"))) + ("signal" in data.decode(errors="replace")) == 1
+    assert sorted(p.name for p in (inbox / "bad").iterdir()) == ["1.1.x", "1.1.x.reason"]  # set aside, once
+
+
+def test_a_signal_number_out_of_range_is_refused_and_the_job_runs_on(ctrl, tmp_path):
+    go = tmp_path / "go"
+    (job,) = jobs.publish(ctrl.layout, job_spec(tmp_path), ("#!/bin/sh\n" + await_file(go)).encode())
+    ctrl.channel.send(messages.Submit(jobs=[job]))
+    step_until(ctrl, lambda: job in ctrl.jobs and ctrl.jobs[job].state.state == "running", "the start")
+    answer = answer_to(ctrl, messages.Signal(jobs=[job], signal=99999999999))
+    assert answer.code == 2 and answer.results[str(job)][0] == 2  # a usage error, for that job
+    assert ctrl.jobs[job].state.state == "running" and not ctrl.jobs[job].state.suspended
+    go.touch()
+    step_until(ctrl, lambda: jobs.load(ctrl.layout, job).state.state in ("finished", "failed"), "the end")
+    assert jobs.load(ctrl.layout, job).state.exit == 0  # no signal reached it
 
 
 def test_a_submit_naming_a_huge_id_is_answered_at_once(running):
