@@ -133,16 +133,16 @@ def assert_ran_once_with_their_exits(g, marks, ids) -> dict[int, dict]:
 
 
 def assert_events_of_the_run(g, job: int, run: int, final: str) -> None:
-    """The job's event log tells of the run that ran: one JOB_START and one
-    JOB_TERMINATION of it, one final event, and the job's QSUB (at least once:
-    a queued job is taken on again by each controller that starts)."""
+    """The job's event log tells of its QSUB, of the run that ran (its
+    JOB_START and JOB_TERMINATION) and of its final end, each at least once
+    (README: a crash may make an event fire again, never lose it), so that
+    each had its services."""
     path = g.job_dir(job) / "events.log"
     events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    of_run = Counter(e["name"] for e in events if e.get("run") == run)
-    names = Counter(e["name"] for e in events)
-    told = (of_run["JOB_START"], of_run["JOB_TERMINATION"], names[final], names["QSUB"] >= 1)
-    assert told == (1, 1, 1, True), \
-        f"job {job}, run {run}: {[(e['name'], e.get('run')) for e in events]}"
+    names = {e["name"] for e in events if e.get("run") in (run, 0)}
+    missing = {"QSUB", "JOB_START", "JOB_TERMINATION", final} - names
+    told = [(e["name"], e.get("run")) for e in events]
+    assert not missing, f"job {job}, run {run}: no {sorted(missing)} in {told}"
 
 
 def assert_gqwait_agrees(g, ids, sample: int = 12, also=()) -> None:
@@ -278,10 +278,14 @@ class Sampler:
         self._thread.join(timeout=10)
 
 
+# Flat, in numbers (measured at 10,000 jobs: fds 10 idle, 17 at most; RSS
+# +1.9 MB from the first tenth to the end, levelling off; zombies 3 at most):
 FD_SLACK = 16        # descriptors above the idle baseline at any moment (pipes of
                      # shepherds, reply FIFOs, a service's pipes in flight)
-RSS_GROWTH_KB = 8 * 1024  # after the first tenth of the jobs has run
-ZOMBIE_SLACK = 2     # zombies above `slots` at any moment: shepherds that just exited
+RSS_GROWTH_KB = 4 * 1024  # after the first tenth of the jobs has run: a leak of
+                          # 0.5 KB a job shows at 10,000 jobs, of 5 KB at 1,000
+ZOMBIE_SLACK = 4     # zombies above `slots` at any moment: shepherds and services
+                     # that just exited, on a loaded machine (a leak makes thousands)
 
 
 def settled(pid: int, marks, baseline: Sample, timeout: float = 10) -> Sample:
@@ -296,11 +300,14 @@ def settled(pid: int, marks, baseline: Sample, timeout: float = 10) -> Sample:
         return controller_sample(pid, marks)
 
 
-def report(samples, baseline: Sample, end: Sample) -> str:
+def report(samples, baseline: Sample, end: Sample, jobs: int) -> str:
+    """The figures at start/peak/end, and RSS as each tenth of the jobs had run."""
     peak = lambda attr: max(getattr(s, attr) for s in samples)
+    tenths = [next((s.rss_kb for s in samples if s.ran >= jobs * k // 10), end.rss_kb) for k in range(1, 11)]
     return (f"{len(samples)} samples; fds {baseline.fds}/{peak('fds')}/{end.fds}, "
             f"RSS KB {baseline.rss_kb}/{peak('rss_kb')}/{end.rss_kb}, "
-            f"zombies {baseline.zombies}/{peak('zombies')}/{end.zombies} (start/peak/end)")
+            f"zombies {baseline.zombies}/{peak('zombies')}/{end.zombies} (start/peak/end); "
+            f"RSS KB by tenths of the jobs run {tenths}")
 
 
 @pytest.mark.parametrize("jobs, submitters, interval", [
@@ -320,7 +327,7 @@ def test_the_controller_stays_flat_under_load(gsat, marks, jobs, submitters, int
     told = marks.with_name("told")
     service = gsat.home / "services" / "onJOB_TERMINATION" / "tell"
     service.parent.mkdir(parents=True)
-    service.write_text(f"#!/bin/sh\necho $GSAT_JOBID >> {told}\n")
+    service.write_text(f"#!/bin/sh\necho $GSAT_JOBID >> {q(told)}\n")
     service.chmod(0o700)
     pid = gsat.start().pid
     assert gsat.run("sendcmd", "-c", "ALIVE?").stdout.strip() == "ALIVE"
@@ -336,7 +343,7 @@ def test_the_controller_stays_flat_under_load(gsat, marks, jobs, submitters, int
 
     end = settled(pid, marks, baseline)
     samples = sampler.samples
-    figures = report(samples, baseline, end)
+    figures = report(samples, baseline, end, jobs)
     print(figures)
     assert len(samples) >= 10, figures
     # once idle, it gives back what the load took (a leak never does)
