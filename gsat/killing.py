@@ -10,7 +10,10 @@ reused number is told apart by the start ticks of its leader (job_ticks):
 while the leader lives (or is a zombie) its number cannot be anyone
 else's, and once it is gone a group of that number can only be what is
 left of the job's own (Linux gives no process a pid that is in use as a
-process group id).  A record from another boot is never acted on."""
+process group id).  A record from another boot is never acted on.  A
+shepherd killed between the spawn and that record leaves no job_pid: then
+the job is found by what it inherited, the GSAT_JOBDIR and GSAT_RUN of
+that run in its environment, as the leader of its own session."""
 
 import os
 import signal
@@ -43,19 +46,45 @@ def kill_lost(layout, job, attempt: int) -> bool:
     an exit record; True when a group was signalled."""
     jobdir = str(layout.job_dir(job.id))
     record = shepherd.read_start(jobdir, attempt) or {}
-    pgid = record.get("job_pid")
-    if not isinstance(pgid, int) or pgid <= 1 or shepherd.read_exit(jobdir, attempt) is not None:
+    if shepherd.read_exit(jobdir, attempt) is not None:
         return False
     if (record.get("shepherd") or {}).get("boot") != procinfo.boot_id():
+        return False
+    pgid = record.get("job_pid")
+    if pgid is None:  # the shepherd died before it could say
+        return any([_kill_group(leader) for leader in _leaders_of_run(jobdir, job.state.run)])
+    if not isinstance(pgid, int) or pgid <= 1:
         return False
     ticks = procinfo.start_ticks(pgid)
     if ticks is not None and ticks != record.get("job_ticks"):
         return False  # that pid is another process now (or the record predates job_ticks)
+    return _kill_group(pgid)
+
+
+def _kill_group(pgid: int) -> bool:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def _leaders_of_run(jobdir: str, run: int) -> list[int]:
+    """Our session leaders whose environment names this job directory and
+    run: the job itself, which no other process's environment does."""
+    marks = {f"GSAT_JOBDIR={jobdir}".encode(), f"GSAT_RUN={run}".encode()}
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = set(f.read().split(b"\0"))
+            if marks <= env and os.getsid(int(name)) == int(name) and os.stat(f"/proc/{name}").st_uid == os.geteuid():
+                found.append(int(name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
 
 
 def signal_job(layout, job, sig: int, just_started: bool) -> None:
