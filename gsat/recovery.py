@@ -122,7 +122,9 @@ def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
         st.host = ctrl.host  # claimed in memory; state.json is first written when it changes
         ctrl.track(job)
         crashpoint.at("takeon.claimed")
-        ctrl._event(job, states.QSUB)
+        # a start takes on again what an earlier controller took on and never saved: its QSUB is told once
+        seen = ctrl.dispatcher.recorded(job) if rows is not None else None
+        ctrl.dispatcher.announce(job, ctrl.dispatcher.record(job, states.QSUB, seen=seen))
     elif st.host != ctrl.host:
         return
     elif st.state in states.ACTIVE:

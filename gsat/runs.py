@@ -43,7 +43,8 @@ class Runs:
         problem = self._jobtype_problem(job)
         if problem:
             return self._reject(job, problem, now)
-        event = change_state(job, "start", now)
+        # JOB_START is on disk before `running` is: a crash after the start cannot lose it
+        started = self.dispatcher.record(job, change_state(job, "start", now))
         job.state.host = self.host
         self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
         crashpoint.at("start.saved")
@@ -53,12 +54,13 @@ class Runs:
             log.exception("job %d: cannot start a shepherd", job.id)  # the run is lost, not the controller
             if not isinstance(exc, OSError):
                 job.state.reason = f"cannot start: {exc!r}"
+            self.dispatcher.announce(job, started)
             self.end_or_retry((job.id, job.state.attempt), now)
             return
         self.children[pid] = (job.id, job.state.attempt)
         crashpoint.at("start.handed")
         self.running_changed = True
-        self._event(job, event)
+        self.dispatcher.announce(job, started)
 
     def _jobtype_problem(self, job: Job) -> str | None:
         """Why the job's type cannot be used now (its file went missing or

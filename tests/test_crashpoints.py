@@ -338,3 +338,25 @@ def test_gqsub_of_an_array_killed_at(tmp_path, point):
         check(rig, expected)
     finally:
         rig.g.cleanup()
+
+
+def test_a_waiting_job_is_announced_once_however_often_the_controller_dies(tmp_path):
+    """A held job's state is not written when it is taken on; each start takes
+    it on again, and must not fire its QSUB (and its services) again."""
+    rig = Rig(tmp_path)
+    try:
+        rig.start()
+        job = rig.submit("-H")
+        for _ in range(3):
+            rig.until(lambda: rig.g.events(job) == ["QSUB"], "the QSUB")
+            rig.g.crash(rig.controller)
+            rig.start()
+        rig.ensure(rig.is_(job, "running"), "the release", "gqrls", job)
+        assert rig.g.events(job) == ["QSUB", "JOB_RELEASE", "JOB_START"], rig.g.events(job)
+        ids = [json.loads(line)["id"] for line in (rig.g.job_dir(job) / "events.log").read_text().splitlines()]
+        wait_for(lambda: sorted((rig.marks / "services").read_text().split()) == sorted(ids), 10,
+                 "each event's services, once")
+        rig.go(job, 0)
+        rig.until(rig.is_(job, "finished"), "the end")
+    finally:
+        rig.g.cleanup()
