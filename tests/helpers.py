@@ -48,6 +48,23 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
         delay = min(delay * 1.5, 0.1)
 
 
+ENDED = ("finished", "failed")
+
+
+def all_states(g, timeout: float = 120) -> dict[int, dict]:
+    """Every job as gqstat --json shows it, by id."""
+    proc = g.run("gqstat", "--json", timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return {row["id"]: row for row in json.loads(proc.stdout or "[]")}
+
+
+def wait_all_ended(g, ids, timeout: float) -> dict[int, dict]:
+    def ended():
+        rows = all_states(g)
+        return all(rows.get(i, {}).get("state") in ENDED for i in ids) and rows
+    return wait_for(ended, timeout, f"{len(ids)} jobs to end")
+
+
 class Gsat:
     """One GSAT_HOME with its environment, commands and controller."""
 

@@ -6,7 +6,6 @@ raced by many submitters.  Jobs that must outlive a crash wait on a barrier
 file the test creates, with a deadline of their own so that nothing hangs.
 """
 
-import json
 import os
 import signal
 import stat
@@ -18,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_for
+from helpers import ENDED, all_states, wait_all_ended, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
-ENDED = ("finished", "failed")
 DEADLINE_EXIT = 99  # a barrier job whose barrier never came
 
 # A job that records each of its runs, then waits for the barrier file (at
@@ -49,18 +47,6 @@ def barrier_job(marks, barrier, exit_value) -> str:
     return BARRIER_JOB.format(marks=marks, barrier=barrier, exit=exit_value, deadline=DEADLINE_EXIT)
 
 
-def all_states(g) -> dict[int, dict]:
-    """Every job as gqstat --json shows it, by id."""
-    proc = g.run("gqstat", "--json")
-    assert proc.returncode == 0, proc.stderr
-    return {row["id"]: row for row in json.loads(proc.stdout or "[]")}
-
-
-def wait_all_ended(g, ids, timeout: float) -> dict[int, dict]:
-    def ended():
-        rows = all_states(g)
-        return all(rows.get(i, {}).get("state") in ENDED for i in ids) and rows
-    return wait_for(ended, timeout, f"{len(ids)} jobs to end")
 
 
 def wait_lines(path, count: int, timeout: float) -> None:

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from helpers import q, wait_for
+from helpers import all_states, q, wait_all_ended, wait_for
 
-ENDED = ("finished", "failed")
 EXITS = 7  # job ID exits with ID % EXITS, so that exit values differ by id
 
 DEADLINE_EXIT = 99  # a held-up job whose gate was never opened (a wrong exit value)
@@ -85,17 +84,6 @@ def wait_marked(marks, count: int, timeout: float) -> int:
                     f"{count} runs in {marks.name}")
 
 
-def all_states(g) -> dict[int, dict]:
-    proc = g.run("gqstat", "--json", timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return {row["id"]: row for row in json.loads(proc.stdout or "[]")}
-
-
-def wait_all_ended(g, ids, timeout: float) -> dict[int, dict]:
-    def ended():
-        rows = all_states(g)
-        return all(rows.get(i, {}).get("state") in ENDED for i in ids) and rows
-    return wait_for(ended, timeout, f"{len(ids)} jobs to end")
 
 
 def submit_concurrently(g, script: str, submitters: int, each: int) -> list[int]:
