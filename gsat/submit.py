@@ -48,6 +48,7 @@ def directives(script: bytes) -> dict:
 def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str,
           jobtype_dirs: list, submit_host: str) -> dict:
     """The job spec for `opts` (directives merged with the command line)."""
+    _no_nul(opts, args)
     workdir = _path(opts.get("workdir"), cwd) or cwd
     if not os.path.isdir(workdir):
         raise UsageError(f"working directory {workdir} does not exist")
@@ -68,7 +69,7 @@ def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str
         "stdout": _path(opts.get("stdout"), cwd),
         "stderr": _path(opts.get("stderr"), cwd),
         "join": opts.get("join") in ("oe", "eo"),
-        "env": environment.at_submit(environ, bool(opts.get("export_all")), _split(opts.get("variables"))),
+        "env": environment.at_submit(environ, bool(opts.get("export_all")), _variables(opts.get("variables"))),
         "host": host,
         "jobtype": jobtype,
         "hold": bool(opts.get("hold")),
@@ -112,6 +113,32 @@ def _path(path: str | None, cwd: str) -> str | None:
 
 def _split(values) -> list[str]:
     return [v for value in values or [] for v in value.split(",") if v]
+
+
+def _no_nul(opts: dict, args: list[str]) -> None:
+    """A NUL ends a C string: a path, name, variable or argument holding one
+    cannot reach the job (execve, open), so it is refused now, not at start.
+    The command line cannot hold one; a #GSAT line or a mailed script can."""
+    for spellings, dest, *_ in options.JOB_OPTIONS:
+        value = opts.get(dest)
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and "\0" in text:
+                raise UsageError(f"{spellings[-1]} {text!r}: a NUL character cannot reach a job")
+    for arg in args:
+        if "\0" in arg:
+            raise UsageError(f"argument {arg!r}: a NUL character cannot reach a job")
+
+
+def _variables(values) -> list[str]:
+    """-v VAR[=value] items; VAR as a shell names one, so that the job's
+    environment holds what the user meant (execve takes `=b` or `A B=1`, a
+    shell then cannot read them)."""
+    items = _split(values)
+    for item in items:
+        name = item.partition("=")[0]
+        if not (name.isascii() and (name[:1].isalpha() or name[:1] == "_") and name.replace("_", "a").isalnum()):
+            raise UsageError(f"-v {item!r}: a variable name is [A-Za-z_][A-Za-z0-9_]*")
+    return items
 
 
 def _mail_events(text: str | None) -> str:

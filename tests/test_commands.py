@@ -116,6 +116,7 @@ def test_unknown_directive_is_a_usage_error_and_queues_nothing(gsat):
 @pytest.mark.parametrize("options", [
     ["-T", "nosuch"], ["-t", "5-1"], ["-t", "1-x"], ["-t", "x"], ["-t", "1-3%0"],
     ["-m", "x"], ["-m", "bz"], ["--on", "nocommand"], ["--on", "=true"], ["--on", "1bad=true"],
+    ["-v", "=b"], ["-v", "A B=1"], ["-v", "1A=2"], ["-v", "A-B"],  # a name the job's shell could not read
 ], ids=lambda o: " ".join(o))
 def test_bad_job_option_is_a_usage_error_and_queues_nothing(gsat, options):
     proc = gsat.run("gqsub", *options, input=SH + "true\n")
@@ -124,7 +125,9 @@ def test_bad_job_option_is_a_usage_error_and_queues_nothing(gsat, options):
     queued_nothing(gsat)
 
 
-@pytest.mark.parametrize("directive", ["-T nosuch", "-t 5-1", "-m x", "--on nocommand"])
+@pytest.mark.parametrize("directive", ["-T nosuch", "-t 5-1", "-m x", "--on nocommand",
+                                       # a NUL: only a script can hold one; no execve or path can
+                                       "-d ~nobody\0/x", "-v A\0B=1", "-v A=x\0y", "-N a\0b", "-o /tmp/\0"])
 def test_bad_directive_value_is_a_usage_error_and_queues_nothing(gsat, directive):
     proc = gsat.run("gqsub", input=SH + f"#GSAT {directive}\ntrue\n")
     one_line_error(proc, "gqsub", 2)
