@@ -22,7 +22,7 @@ what arrives.  Stdlib only.
 
 import os
 
-from gsat.errors import BadMessage
+from gsat.errors import BadMessage, UsageError
 from gsat import jsontext
 from gsat.record import Record
 
@@ -76,7 +76,11 @@ def new_mid() -> str:
 
 def encode(msg: Message) -> bytes:
     body = {"v": VERSION, "kind": msg.kind, **msg.as_dict()}
-    data = jsontext.dumps(body).encode()
+    try:
+        data = jsontext.dumps(body).encode()
+    except UnicodeEncodeError as exc:  # argv bytes that are not UTF-8 come as lone surrogates
+        word = exc.object[exc.start:exc.end].encode("utf-8", "surrogateescape")
+        raise UsageError(f"a word holds bytes that are not UTF-8 ({word!r}); nothing was sent") from None
     if len(data) > MAX_SIZE:
         raise BadMessage(f"message of {len(data)} bytes exceeds {MAX_SIZE}")
     return data

@@ -134,6 +134,25 @@ def test_bad_directive_value_is_a_usage_error_and_queues_nothing(gsat, directive
     queued_nothing(gsat)
 
 
+# argv and environ bytes that are not UTF-8 (Python holds them as lone surrogates): job.json cannot
+NOT_UTF8 = {"name": (["-N", "\udce9"], None), "argument": (["-", "--", "\udce9"], None),
+            "kept variable": ([], {"LC_X": "\udce9"}), "-V variable": (["-V"], {"X": "\udce9"})}
+
+
+@pytest.mark.parametrize("case", NOT_UTF8)
+def test_bytes_that_are_not_utf8_are_a_usage_error_and_queue_nothing(gsat, case):
+    options, env = NOT_UTF8[case]
+    line = one_line_error(gsat.run("gqsub", *options, input=SH + "true\n", env=env), "gqsub", 2)
+    assert "not valid UTF-8" in line
+    queued_nothing(gsat)
+
+
+def test_a_trigger_argument_that_is_not_utf8_is_a_usage_error(gsat):
+    job = gsat.submit(SH + "true\n", "-H")
+    line = one_line_error(gsat.run("trigger", "--job", job, "ev", "\udce9"), "trigger", 2)
+    assert "not UTF-8" in line
+
+
 @pytest.mark.parametrize("prog", ID_COMMANDS)
 @pytest.mark.parametrize("bad", ["abc", "0", "1x", "4.2"])
 def test_invalid_job_id_is_a_usage_error(gsat, prog, bad):
