@@ -139,6 +139,9 @@ class SysvChannel:
         return watch.PollWatcher(None)  # woken by the doorbell signal, not by a file
 
     def receive(self) -> list[messages.Message]:
+        """Every waiting request; a bad one is kept in spool/HOST/bad and never
+        costs the others (they are off the queue already: an exception here
+        would lose them)."""
         out = []
         while True:
             try:
@@ -150,11 +153,7 @@ class SysvChannel:
                 self.queue = self._open()
                 self.lost = True
                 return out
-            try:
-                out.append(messages.decode(data))
-            except BadMessage as exc:
-                log.warning("bad message on the SysV queue set aside: %s", exc)
-                _keep_bad(self.layout.spool(self.host), data, str(exc))
+            _decode_into(out, data, self.layout.spool(self.host))
 
     def answer(self, msg: messages.Message, answer: messages.Answer) -> None:
         try:
@@ -208,8 +207,18 @@ def _one_host_only(layout, host: str) -> None:
                              f"{layout.home}; use channel: file")
 
 
+def _decode_into(out: list, data: bytes, spool) -> None:
+    try:
+        out.append(messages.decode(data))
+    except BadMessage as exc:
+        _keep_bad(spool, data, str(exc))
+    except Exception as exc:  # a decoder bug: still one message set aside, not the batch lost
+        _keep_bad(spool, data, f"unreadable: {type(exc).__name__}: {exc}")
+
+
 def _keep_bad(spool, data: bytes, reason: str) -> None:
     from gsat import fsutil, spool as spoolmod
+    log.warning("bad message on the SysV queue set aside: %s", reason)
     name = spoolmod.message_name()
     try:
         fsutil.write_new(os.path.join(spool, "bad", name), data, sync=False)

@@ -29,8 +29,8 @@ DEFAULTS = {
     "idle_heartbeat_interval": 60.0,  # seconds between heartbeats while there are none
     "mail": {"method": "auto", "smtp_host": "localhost", "smtp_port": 25, "from": None, "to": None},
     "mailgate": {
-        "max_age": 604800,         # seconds a signature stays acceptable (7 days)
-        "future_skew": 300,        # seconds a signature may be dated ahead of this clock
+        "max_age": 604800.0,        # seconds a signature stays acceptable (7 days)
+        "future_skew": 300.0,       # seconds a signature may be dated ahead of this clock
         "require_encryption": False,
         "allow": {},               # FINGERPRINT: reply address, beside mailgate/allowlist
         "reply_to_rejected": None,  # an address told of rejections (None: nobody)
@@ -40,13 +40,16 @@ DEFAULTS = {
         "rejected_folder": "gsat-rejected", "done_folder": "gsat-done",
         "imap_host": "localhost", "imap_port": 993, "imap_security": "tls",  # tls | starttls
         "imap_user": None, "imap_password_file": None, "imap_folder": "INBOX",
-        "imap_ca_file": None, "imap_interval": 60,
+        "imap_ca_file": None, "imap_interval": 60.0,
         "keep_rejected": 500,      # how many rejected mails mailgate/rejected keeps (the newest)
         "address": None,           # what #GSAT-TO must name (None: the address `keys init` recorded)
         "require_to": True,        # signed texts must name this gateway in a #GSAT-TO line
         "max_per_hour": 60,        # accepted mails per key and hour (0: no limit)
     },
 }
+
+SCHEDULERS, WATCHES, CHANNELS = configcheck.SCHEDULERS, configcheck.WATCHES, configcheck.CHANNELS
+
 
 class Config(Record):
     __slots__ = ()

@@ -77,9 +77,12 @@ def texts_or_null(value):
     return text_or_null(value)
 
 
-def mapping(value) -> dict:
-    if not isinstance(value, dict):
-        raise Bad("expected a mapping")
+def text_map(value) -> dict:
+    """mailgate.allow: fingerprint -> reply address, both texts (gsat.mailstate
+    checks what they say; a number there would crash it)."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and k and v
+                                              for k, v in value.items()):
+        raise Bad("expected a mapping of texts (FINGERPRINT: reply address)")
     return value
 
 
@@ -93,15 +96,18 @@ def port(value) -> int:
     return whole(1, 65535)(value)
 
 
+SCHEDULERS = ("fifo", "nobatch")
+WATCHES = ("auto", "inotify", "poll")
+CHANNELS = ("file", "sysv")
 CHECKS = {
-    "hostname": host_or_null, "autostart": flag, "scheduler": one_of("fifo", "nobatch"),
-    "slots": whole(1, 1_000_000), "kill_grace": seconds(), "watch": one_of("auto", "inotify", "poll"),
-    "poll_interval": seconds(), "channel": one_of("file", "sysv"), "timeout": seconds(),
+    "hostname": host_or_null, "autostart": flag, "scheduler": one_of(*SCHEDULERS),
+    "slots": whole(1, 1_000_000), "kill_grace": seconds(), "watch": one_of(*WATCHES),
+    "poll_interval": seconds(), "channel": one_of(*CHANNELS), "timeout": seconds(),
     "service_timeout": seconds(), "heartbeat_interval": seconds(), "idle_heartbeat_interval": seconds(),
     "mail": {"method": one_of("auto", "sendmail", "smtp"), "smtp_host": text, "smtp_port": port,
              "from": text_or_null, "to": texts_or_null},
     "mailgate": {
-        "max_age": seconds(), "future_skew": seconds(None), "require_encryption": flag, "allow": mapping,
+        "max_age": seconds(), "future_skew": seconds(None), "require_encryption": flag, "allow": text_map,
         "reply_to_rejected": text_or_null, "from": text_or_null, "method": one_of("auto", "sendmail", "smtp"),
         "smtp_host": text, "smtp_port": port, "passphrase_file": text_or_null, "rejected_folder": text,
         "done_folder": text, "imap_host": text, "imap_port": port, "imap_security": one_of("tls", "starttls"),

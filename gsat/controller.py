@@ -203,7 +203,7 @@ class Controller(Runs):
             return handler(msg, now) or messages.Answer()
         except GsatError as exc:
             return messages.Answer(code=exc.code, text=str(exc))
-        except OSError as exc:  # one failing command must not take the controller down
+        except Exception as exc:  # a disk error or a bug: not the controller down, nor the batch lost
             log.exception("%s failed", msg.kind)
             return messages.Answer(code=Refused.code, text=f"{msg.kind} failed: {exc}")
 

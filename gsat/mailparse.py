@@ -56,6 +56,10 @@ def seal_of(raw: bytes) -> Sealed:
     head, body = _split_head(raw)
     check_head(head)
     message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head + b"\r\n")
+    return _readable("MIME headers", _seal, message, body, raw)
+
+
+def _seal(message, body: bytes, raw: bytes) -> Sealed:
     ctype = message.get_content_type()
     if ctype == "multipart/signed":
         return _detached(message, body)
@@ -65,6 +69,18 @@ def seal_of(raw: bytes) -> Sealed:
         message = _entity(raw)
         return seal_of_text(message.get_payload(decode=True) or b"")
     raise rejected("not signed: PGP/MIME or an inline signed text body is needed", ctype)
+
+
+def _readable(what: str, step, *args):
+    """step(*args), whose email package calls decode what the sender chose:
+    an RFC 2231 parameter in a charset such as idna raises UnicodeError, an
+    unknown or non-text one LookupError, `p*=...; p*0=...` a TypeError from
+    sorting its sections.  Those are a rejection with its reason, not a
+    traceback (gsat.mailgate logs any other surprise as one)."""
+    try:
+        return step(*args)
+    except (LookupError, ValueError, TypeError) as exc:  # UnicodeError is a ValueError
+        raise rejected(f"unreadable {what}", f"{type(exc).__name__}: {exc}") from None
 
 
 def rejected(reason: str, detail: str) -> Rejected:
@@ -129,7 +145,11 @@ def is_mime_entity(sealed: Sealed) -> bool:
 
 def text_of_entity(entity: bytes) -> str:
     """The text of a signed MIME entity: exactly one text/plain body and nothing else."""
-    message = _entity(entity, email.policy.default)
+    return _readable("MIME headers in the signed part", _text_of, entity)
+
+
+def _text_of(entity: bytes) -> str:
+    message = _entity(entity, email.policy.default)  # it parses some headers already
     leaves = [part for part in message.walk() if not part.is_multipart()]
     if len(leaves) != 1 or leaves[0].get_content_type() != "text/plain":
         kinds = ", ".join(part.get_content_type() for part in leaves) or "nothing"
@@ -167,8 +187,13 @@ def text_of_plain(data: bytes) -> str:
 
 
 def normalise(text: str) -> str:
-    """CRLF line ends as LF; a lone CR stays what it is (command lines reject it)."""
-    return text.replace("\r\n", "\n")
+    """CRLF line ends as LF; a lone CR is Rejected: a text-mode signature does
+    not cover a CR at a line's end, and a reader splitting there (a job's
+    shell reading a script, say) would see other lines than the signer wrote."""
+    text = text.replace("\r\n", "\n")
+    if "\r" in text:
+        raise Rejected("a bare CR in the signed text")
+    return text
 
 
 def _split_head(raw: bytes) -> tuple[bytes, bytes]:

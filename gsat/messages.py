@@ -5,10 +5,13 @@ A message is one JSON object (UTF-8, at most MAX_SIZE bytes):
     {"v": 1, "kind": "hold", "jobs": [42], "reply": "r.123.9f2c", "mid": "..."}
 
 `kind` names a class below; its fields are the other keys.  Unknown keys are
-ignored so that older and newer tools can talk; a missing or mistyped field
-makes the message bad (BadMessage), and bad messages are set aside by the
-receiver.  `reply` names the answer path the client waits on (a FIFO name
-for the file channel, the client's pid for SysV); None means "no answer".
+ignored so that older and newer tools can talk; a mistyped field (a kind
+that is not a string, a string that is not Unicode text: a lone surrogate
+from a "\\udXXX" escape) makes the message bad, and so does JSON nested too
+deep to parse: decode() refuses every malformed body with BadMessage and
+nothing else, and bad messages are set aside by the receiver.  `reply`
+names the answer path the client waits on (a FIFO name for the file
+channel, the client's pid for SysV); None means "no answer".
 
 An Answer goes back the same way: {"code": 0, "text": "...", "results":
 {"42": [0, ""]}} with per-job codes from gsat.errors.
@@ -19,7 +22,7 @@ what arrives.  Stdlib only.
 
 import os
 
-from gsat.errors import BadMessage
+from gsat.errors import BadMessage, UsageError
 from gsat import jsontext
 from gsat.record import Record
 
@@ -73,7 +76,11 @@ def new_mid() -> str:
 
 def encode(msg: Message) -> bytes:
     body = {"v": VERSION, "kind": msg.kind, **msg.as_dict()}
-    data = jsontext.dumps(body).encode()
+    try:
+        data = jsontext.dumps(body).encode()
+    except UnicodeEncodeError as exc:  # argv bytes that are not UTF-8 come as lone surrogates
+        word = exc.object[exc.start:exc.end].encode("utf-8", "surrogateescape")
+        raise UsageError(f"a word holds bytes that are not UTF-8 ({word!r}); nothing was sent") from None
     if len(data) > MAX_SIZE:
         raise BadMessage(f"message of {len(data)} bytes exceeds {MAX_SIZE}")
     return data
@@ -82,9 +89,10 @@ def encode(msg: Message) -> bytes:
 def decode(data: bytes) -> Message:
     """Parse and type-check one message; BadMessage says why it is refused."""
     body = _load(data)
-    cls = KINDS.get(body.get("kind"))
+    kind = body.get("kind")
+    cls = KINDS.get(kind) if isinstance(kind, str) else None  # a list or dict is not even hashable
     if cls is None:
-        raise BadMessage(f"unknown command {body.get('kind')!r}")
+        raise BadMessage(f"unknown command {kind!r}"[:200])
     return cls(**_fields(cls, body))
 
 
@@ -105,6 +113,8 @@ def _load(data: bytes) -> dict:
         raise BadMessage("not valid UTF-8") from None
     except ValueError as exc:
         raise BadMessage(f"not valid JSON: {exc}") from None
+    except RecursionError:  # the C scanner's answer to [[[[...: the bytes are short, the depth is not
+        raise BadMessage("not valid JSON: nested too deep") from None
     if not isinstance(body, dict):
         raise BadMessage("not a JSON object")
     return body
@@ -122,9 +132,23 @@ def _fields(cls: type, body: dict) -> dict:
 
 def _is_a(value, kind, item=None) -> bool:
     if kind == OPTIONAL_STR:
-        return value is None or isinstance(value, str)
+        return value is None or _is_text(value)
+    if kind is str:
+        return _is_text(value)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind is list:
         return isinstance(value, list) and all(_is_a(v, item) for v in value) if item else isinstance(value, list)
     return isinstance(value, kind)
+
+
+def _is_text(value) -> bool:
+    """A str that can be written out again: JSON's "\\ud800" escapes give lone
+    surrogates, which every encode() (the event log, a service's environment) refuses."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

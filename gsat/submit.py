@@ -48,6 +48,7 @@ def directives(script: bytes) -> dict:
 def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str,
           jobtype_dirs: list, submit_host: str) -> dict:
     """The job spec for `opts` (directives merged with the command line)."""
+    _check_words(opts, args, script_name, cwd)
     workdir = _path(opts.get("workdir"), cwd) or cwd
     if not os.path.isdir(workdir):
         raise UsageError(f"working directory {workdir} does not exist")
@@ -68,7 +69,8 @@ def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str
         "stdout": _path(opts.get("stdout"), cwd),
         "stderr": _path(opts.get("stderr"), cwd),
         "join": opts.get("join") in ("oe", "eo"),
-        "env": environment.at_submit(environ, bool(opts.get("export_all")), _split(opts.get("variables"))),
+        "env": _check_env(environment.at_submit(environ, bool(opts.get("export_all")),
+                                                _variables(opts.get("variables")))),
         "host": host,
         "jobtype": jobtype,
         "hold": bool(opts.get("hold")),
@@ -112,6 +114,53 @@ def _path(path: str | None, cwd: str) -> str | None:
 
 def _split(values) -> list[str]:
     return [v for value in values or [] for v in value.split(",") if v]
+
+
+def _check_words(opts: dict, args: list[str], script_name: str, cwd: str) -> None:
+    """Every option value and argument as _check_text wants it."""
+    for spellings, dest, *_ in options.JOB_OPTIONS:
+        value = opts.get(dest)
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                _check_text(spellings[-1], text)
+    for arg in args:
+        _check_text("argument", arg)
+    _check_text("script", script_name)
+    _check_text("submit directory", cwd)
+
+
+def _check_env(env: dict) -> dict:
+    for name, value in env.items():
+        _check_text("variable", name)
+        _check_text(f"variable {name}", value)
+    return env
+
+
+def _check_text(what: str, text: str) -> None:
+    """A NUL ends a C string: a path, name, variable or argument holding one
+    cannot reach the job (execve, open); the command line cannot hold one,
+    a #GSAT line or a mailed script can.  Bytes that are not UTF-8 (argv
+    and environ carry them as lone surrogates) cannot be written to
+    job.json.  Both are refused now rather than failing at start."""
+    if "\0" in text:
+        raise UsageError(f"{what} {text!r}: a NUL character cannot reach a job")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise UsageError(f"{what} {text!r}: not valid UTF-8 (gsat keeps its files in UTF-8)") from None
+
+
+def _variables(values) -> list[str]:
+    """-v VAR[=value] items; VAR as a shell names one, so that the job's
+    environment holds what the user meant (execve takes `=b` or `A B=1`, a
+    shell then cannot read them)."""
+    items = _split(values)
+    for item in items:
+        name = item.partition("=")[0]
+        if not (name.isascii() and (name[:1].isalpha() or name[:1] == "_") and name.replace("_", "a").isalnum()):
+            raise UsageError(f"-v {item!r}: a variable name is [A-Za-z_][A-Za-z0-9_]*")
+    return items
 
 
 def _mail_events(text: str | None) -> str:

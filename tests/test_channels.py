@@ -3,6 +3,7 @@ queue), and what only the SysV channel has to survive."""
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -15,7 +16,7 @@ from gsat.channel import FileChannel
 from gsat.channel_sysv import SysvChannel, msgmax, queue_key
 from gsat.errors import BadMessage, GsatError, UsageError
 from gsat.layout import Layout
-from helpers import remove_queue, wait_for
+from helpers import BIN, remove_queue, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -112,6 +113,35 @@ def test_garbage_is_set_aside_and_the_next_message_still_arrives(pair, home_env)
     assert any("unknown command" in r for r in reasons)
 
 
+# bodies that are JSON objects but confuse the types: decode() must refuse
+# each with BadMessage, not with the TypeError or RecursionError of a bug
+TYPE_CONFUSED = [b'{"v":1,"kind":[]}', b'{"v":1,"kind":{"a":1}}', b'{"v":1,"kind":null}',
+                 b'{"v":1,"kind":"hold","jobs":[[1]]}', b'[' * 4000,
+                 b'{"v":1,"kind":"trigger","job":1,"event":"e","args":["\\udce9"]}']
+
+
+def put_raw(server, kind: str, data: bytes) -> None:
+    """Put bytes on the channel as a hostile writer would, after what is there already."""
+    if kind == "file":
+        path = server.dir / "tmp" / "raw"
+        path.write_bytes(data)
+        os.rename(path, server.dir / "new" / f"{time.time_ns()}.0.raw")
+    else:
+        server.queue.send(data, type=1)
+
+
+@pytest.mark.parametrize("garbage", TYPE_CONFUSED, ids=range(len(TYPE_CONFUSED)))
+def test_a_type_confused_message_is_set_aside_and_costs_no_other(pair, home_env, garbage):
+    client, make, kind = pair
+    server = make()
+    client.send(messages.Hold(jobs=[4]))
+    put_raw(server, kind, garbage)
+    client.send(messages.Hold(jobs=[5]))
+    assert server.receive() == [messages.Hold(jobs=[4]), messages.Hold(jobs=[5])]
+    (reason,) = [p.read_text() for p in (home_env / "spool" / "testhost" / "bad").glob("*.reason")]
+    assert not reason.startswith("unreadable"), reason  # refused by the decoder, not by its crash
+
+
 # ---- SysV only -----------------------------------------------------------
 
 def sysv_env(gsat):
@@ -201,3 +231,26 @@ def test_sysv_answers_nobody_reads_are_drained(home_env):
     finally:
         client.kill()
         remove_queue(queue_key(cfg.home, os.geteuid(), cfg.host))
+
+
+def test_sysv_a_bad_message_behind_a_good_one_loses_neither(gsat):
+    """The colleague's reproduction: a gqrls waiting in the queue of a stopped
+    controller, then a message whose kind is a list.  Once the controller
+    goes on, the bad one is set aside and the release is done and answered."""
+    g = sysv_env(gsat)
+    controller = g.start()
+    job = g.submit("#!/bin/sh\ntrue\n", "-H")
+    queue = sysv_ipc.MessageQueue(g.queue_key())
+    wait_for(lambda: queue.current_messages == 0, what="the controller to take the submission")
+    os.kill(controller.pid, signal.SIGSTOP)
+    try:
+        release = subprocess.Popen([str(BIN / "gqrls"), str(job)], env=g.env, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: queue.current_messages == 1, what="gqrls's request on the queue")
+        queue.send(b'{"v":1,"kind":[]}', type=1)
+    finally:
+        os.kill(controller.pid, signal.SIGCONT)
+    assert release.wait(timeout=20) == 0, release.stderr.read()
+    assert g.run("gqwait", job, timeout=20).returncode == 0
+    reasons = [p.read_text() for p in (g.home / "spool" / g.host / "bad").glob("*.reason")]
+    assert reasons == ["unknown command []\n"]
+    assert "Traceback" not in g.log()

@@ -116,6 +116,7 @@ def test_unknown_directive_is_a_usage_error_and_queues_nothing(gsat):
 @pytest.mark.parametrize("options", [
     ["-T", "nosuch"], ["-t", "5-1"], ["-t", "1-x"], ["-t", "x"], ["-t", "1-3%0"],
     ["-m", "x"], ["-m", "bz"], ["--on", "nocommand"], ["--on", "=true"], ["--on", "1bad=true"],
+    ["-v", "=b"], ["-v", "A B=1"], ["-v", "1A=2"], ["-v", "A-B"],  # a name the job's shell could not read
 ], ids=lambda o: " ".join(o))
 def test_bad_job_option_is_a_usage_error_and_queues_nothing(gsat, options):
     proc = gsat.run("gqsub", *options, input=SH + "true\n")
@@ -124,11 +125,32 @@ def test_bad_job_option_is_a_usage_error_and_queues_nothing(gsat, options):
     queued_nothing(gsat)
 
 
-@pytest.mark.parametrize("directive", ["-T nosuch", "-t 5-1", "-m x", "--on nocommand"])
+@pytest.mark.parametrize("directive", ["-T nosuch", "-t 5-1", "-m x", "--on nocommand",
+                                       # a NUL: only a script can hold one; no execve or path can
+                                       "-d ~nobody\0/x", "-v A\0B=1", "-v A=x\0y", "-N a\0b", "-o /tmp/\0"])
 def test_bad_directive_value_is_a_usage_error_and_queues_nothing(gsat, directive):
     proc = gsat.run("gqsub", input=SH + f"#GSAT {directive}\ntrue\n")
     one_line_error(proc, "gqsub", 2)
     queued_nothing(gsat)
+
+
+# argv and environ bytes that are not UTF-8 (Python holds them as lone surrogates): job.json cannot
+NOT_UTF8 = {"name": (["-N", "\udce9"], None), "argument": (["-", "--", "\udce9"], None),
+            "kept variable": ([], {"LC_X": "\udce9"}), "-V variable": (["-V"], {"X": "\udce9"})}
+
+
+@pytest.mark.parametrize("case", NOT_UTF8)
+def test_bytes_that_are_not_utf8_are_a_usage_error_and_queue_nothing(gsat, case):
+    options, env = NOT_UTF8[case]
+    line = one_line_error(gsat.run("gqsub", *options, input=SH + "true\n", env=env), "gqsub", 2)
+    assert "not valid UTF-8" in line
+    queued_nothing(gsat)
+
+
+def test_a_trigger_argument_that_is_not_utf8_is_a_usage_error(gsat):
+    job = gsat.submit(SH + "true\n", "-H")
+    line = one_line_error(gsat.run("trigger", "--job", job, "ev", "\udce9"), "trigger", 2)
+    assert "not UTF-8" in line
 
 
 @pytest.mark.parametrize("prog", ID_COMMANDS)

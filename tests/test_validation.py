@@ -65,6 +65,14 @@ BAD_CONFIG = {
     "heartbeat_interval": ("heartbeat_interval: .inf\n", "seconds"),
     "mail.smtp_port": ('mail: {smtp_port: "25"}\n', "whole number"),
     "hostname": ('hostname: "a\\tb"\n', "host name"),
+    # found by tests/test_fuzz.py: each once a traceback or accepted
+    "slots-inf": ("slots: .inf\n", "whole number"),
+    "kill_grace-nan": ("kill_grace: .nan\n", "seconds"),
+    "timeout-inf": ("timeout: .inf\n", "seconds"),
+    "autostart-maybe": ("autostart: maybe\n", "true or false"),
+    "unknown-number-key": ("{1: 2, a: 3}\n", "unknown key '1'"),
+    "mailgate.allow": ("mailgate: {allow: {1: 2}}\n", "mapping of texts"),
+    "mailgate.allow-list": ("mailgate: {allow: {ABCD: [1]}}\n", "mapping of texts"),
 }
 BAD_ENV = {
     "GSAT_POLL_INTERVAL": ("nan", "poll_interval", "seconds"),
@@ -72,7 +80,8 @@ BAD_ENV = {
     "GSAT_HOSTNAME": ("a\nb", "hostname", "host name"),
 }
 COMMANDS = [("gqsub", "-"), ("gqstat",), ("gqstat", "-f"), ("gqdel", "1"), ("gqwait", "1"), ("gqpeek", "1"),
-            ("gqnodes",), ("gsatlc", "start"), ("sendcmd", "-c", "ALIVE?"), ("trigger", "--job", "1", "x")]
+            ("gqnodes",), ("gsatlc", "start"), ("sendcmd", "-c", "ALIVE?"), ("trigger", "--job", "1", "x"),
+            ("gsat-mailgate", "keys", "list")]
 
 
 def assert_refused_by_every_command(gsat, env, *words):
@@ -90,6 +99,11 @@ def test_a_bad_config_value_is_refused_by_every_command(gsat, case):
     (gsat.home / "config.yaml").write_text(text)
     env = {"GSAT_HOSTNAME": ""} if case == "hostname" else None  # else the variable wins
     assert_refused_by_every_command(gsat, env, "config.yaml", case.split("-")[0], expected)
+
+
+def test_a_config_that_is_not_utf8_is_refused_by_every_command(gsat):
+    (gsat.home / "config.yaml").write_bytes(b"hostname: caf\xe9\n")
+    assert_refused_by_every_command(gsat, {"GSAT_HOSTNAME": ""}, "config.yaml", "utf-8")
 
 
 @pytest.mark.parametrize("var", BAD_ENV)
