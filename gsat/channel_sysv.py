@@ -65,6 +65,7 @@ class SysvChannel:
         self.key = queue_key(layout.home, os.geteuid(), host)
         self.max_size = min(msgmax(), messages.MAX_SIZE)
         self.answered: dict[int, int | None] = {}  # client pid -> its start ticks
+        self.bad = None  # spool/HOST/bad, once a bad message comes (gsat.spool.BadShelf)
         self.queue = self._open()
 
     def _open(self):
@@ -153,7 +154,14 @@ class SysvChannel:
                 self.queue = self._open()
                 self.lost = True
                 return out
-            _decode_into(out, data, self.layout.spool(self.host))
+            _decode_into(out, data, self._bad_shelf())
+
+    def _bad_shelf(self):
+        """spool/HOST/bad, bounded as the file channel's (gsat.spool.BadShelf)."""
+        if self.bad is None:
+            from gsat import spool
+            self.bad = spool.BadShelf(self.layout.spool(self.host))
+        return self.bad
 
     def answer(self, msg: messages.Message, answer: messages.Answer) -> None:
         try:
@@ -207,21 +215,10 @@ def _one_host_only(layout, host: str) -> None:
                              f"{layout.home}; use channel: file")
 
 
-def _decode_into(out: list, data: bytes, spool) -> None:
+def _decode_into(out: list, data: bytes, shelf) -> None:
     try:
         out.append(messages.decode(data))
     except BadMessage as exc:
-        _keep_bad(spool, data, str(exc))
+        shelf.keep(data, str(exc))
     except Exception as exc:  # a decoder bug: still one message set aside, not the batch lost
-        _keep_bad(spool, data, f"unreadable: {type(exc).__name__}: {exc}")
-
-
-def _keep_bad(spool, data: bytes, reason: str) -> None:
-    from gsat import fsutil, spool as spoolmod
-    log.warning("bad message on the SysV queue set aside: %s", reason)
-    name = spoolmod.message_name()
-    try:
-        fsutil.write_new(os.path.join(spool, "bad", name), data, sync=False)
-        fsutil.write_new(os.path.join(spool, "bad", name + ".reason"), reason.encode() + b"\n", sync=False)
-    except OSError as exc:
-        log.error("cannot keep a bad message: %s", exc)
+        shelf.keep(data, f"unreadable: {type(exc).__name__}: {exc}")

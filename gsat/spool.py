@@ -197,9 +197,18 @@ class BadShelf:
 
     def put(self, name: str, reason: str) -> None:
         """Move new/NAME to bad/NAME and write the reason next to it."""
+        self._shelve(name, reason, lambda: os.rename(os.path.join(self.spool, "new", name),
+                                                     os.path.join(self.dir, name)))
+
+    def keep(self, data: bytes, reason: str) -> None:
+        """Keep a bad message that came by another channel (SysV) as bad/NAME."""
+        name = message_name()
+        self._shelve(name, reason, lambda: fsutil.write_new(os.path.join(self.dir, name), data, sync=False))
+
+    def _shelve(self, name: str, reason: str, place) -> None:
         self._note(name, reason)
         try:
-            os.rename(os.path.join(self.spool, "new", name), os.path.join(self.dir, name))
+            place()
             text = reason if reason_name(name) == name + ".reason" else f"{reason} (message {name})"
             fsutil.atomic_write(os.path.join(self.dir, reason_name(name)), text.encode(errors="replace") + b"\n",
                                 sync=False)

@@ -254,3 +254,18 @@ def test_sysv_a_bad_message_behind_a_good_one_loses_neither(gsat):
     reasons = [p.read_text() for p in (g.home / "spool" / g.host / "bad").glob("*.reason")]
     assert reasons == ["unknown command []\n"]
     assert "Traceback" not in g.log()
+
+
+def test_sysv_bad_messages_are_kept_bounded_like_the_spools(home_env):
+    """A flood of bad messages on the queue keeps the newest KEEP_BAD in bad/."""
+    from gsat import spool
+    cfg = config.load()
+    layout = Layout(cfg.home, cfg.host)
+    layout.ensure()
+    channel = SysvChannel(cfg, layout, cfg.host)
+    for _ in range(spool.KEEP_BAD + 20):
+        channel.queue.send(b'{"kind": []}', type=1)
+    assert channel.receive() == []
+    bad = os.listdir(layout.spool() / "bad")
+    assert len([n for n in bad if not n.endswith(".reason")]) == spool.KEEP_BAD
+    assert len([n for n in bad if n.endswith(".reason")]) == spool.KEEP_BAD
