@@ -18,7 +18,7 @@ import os
 import signal
 import time
 
-from gsat import crashpoint, fifo, killing, messages, scheduler, shepherd, states
+from gsat import crashpoint, fifo, killing, messages, mishap, scheduler, shepherd, states
 from gsat.errors import EXIT_LOST, EXIT_NOT_STARTED, GsatError, Refused
 from gsat.jobs import Job, State, change_state
 
@@ -40,12 +40,9 @@ class Runs:
             self._start(job, now)
 
     def _start(self, job: Job, now: float) -> None:
-        problem = self._jobtype_problem(job)
-        if problem:
-            return self._reject(job, problem, now)
-        event = change_state(job, "start", now)
-        job.state.host = self.host
-        self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
+        event = self._mark_started(job, now)
+        if event is None:
+            return
         crashpoint.at("start.saved")
         try:
             pid = self._shepherd_for(self._run_spec(job))
@@ -58,7 +55,32 @@ class Runs:
         self.children[pid] = (job.id, job.state.attempt)
         crashpoint.at("start.handed")
         self.running_changed = True
-        self._event(job, event)
+        try:
+            self._event(job, event)
+        except Exception:  # the run goes on, and its end is recorded as usual
+            log.exception("job %d: cannot fire %s", job.id, event)
+
+    def _mark_started(self, job: Job, now: float) -> str | None:
+        """Save the job as running: its start event's name, or None when it
+        does not start now: rejected (its job type), queued again (the disk
+        is full: a later step tries again), or failed (a bug: gsat.mishap)."""
+        before = State(**job.state.as_dict())
+        try:
+            problem = self._jobtype_problem(job)
+            if problem:
+                return self._reject(job, problem, now)
+            event = change_state(job, "start", now)
+            job.state.host = self.host
+            self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
+            return event
+        except (GsatError, OSError) as exc:
+            job.state = before
+            log.error("job %d: cannot start it now (tried again later): %s", job.id, exc)
+            self.track(job)
+        except Exception as exc:  # one job's bug must not stop the others
+            job.state = before
+            mishap.fail(self, job, "cannot start", exc, now, EXIT_NOT_STARTED)
+        return None
 
     def _jobtype_problem(self, job: Job) -> str | None:
         """Why the job's type cannot be used now (its file went missing or
@@ -120,7 +142,12 @@ class Runs:
         except (GsatError, OSError) as exc:
             log.error("job %d: cannot record the end of run %d (tried again in a second): %s",
                       run[0], run[1], exc)
+            if run[0] in self.jobs:  # its events may be in events.log already: the retry finds them there
+                self.recovered[run[0]] = True
             self.told_ended.append((run[0], run[1], 0))
+        except Exception as exc:  # a bug must not leave the job running forever
+            if run[0] in self.jobs:
+                mishap.fail(self, self.jobs[run[0]], f"cannot record the end of run {run[1]}", exc, now)
 
     def _read_told_ended(self) -> None:
         """Take the "JOB RUN PID" lines waiting on the pipe into told_ended."""
@@ -175,8 +202,8 @@ class Runs:
             self._transition(job, action, now, sync=record is None or action == "delete", first=(ended,),
                              seen=seen)
             self.recovered.pop(job.id, None)
-        except (GsatError, OSError):
-            job.state = before
+        except Exception:
+            job.state = before  # as it was: the end is tried again, or the job fails (end_or_retry)
             raise
 
     def kill_lost(self, job: Job) -> None:
