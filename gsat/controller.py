@@ -80,7 +80,7 @@ class Controller(Runs):
         self.pool = Pool(self.ended_w, self._notify_from_orphan, config["slots"])  # filled by run()
         self.pool_retry = 0.0  # monotonic time before which a failed fork is not tried again
         self.distrust: str | None = None  # why the store is not trusted now (gsat.guard); None: it is
-        self.recovered: dict[int, bool] = {}  # running jobs a start took on: their end may be half told
+        self.recovered: dict[int, bool] = {}  # job -> its end may be half recorded: after a crash (True), a failed save
         self.set_aside: dict[int, str] = {}  # job id -> why its directory is not ours (gsat.recovery)
 
     # ---- the loop --------------------------------------------------------

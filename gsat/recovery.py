@@ -56,7 +56,7 @@ def recover(ctrl) -> None:
             log.exception("job %d: cannot take it on; skipped", job_id)
     try:
         summary.rewrite(ctrl.layout, rows)  # compacted, from the state.json files just read
-    except OSError as exc:  # without its header of our time zone, gqstat renders the times itself
+    except (OSError, GsatError) as exc:  # a full disk (HomeUnusable): gqstat renders the times itself
         log.warning("cannot rewrite the summary: %s", exc)
         summary.discard(ctrl.layout)
     for entry in services.pending(ctrl.layout):

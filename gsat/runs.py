@@ -19,6 +19,7 @@ import signal
 import time
 
 from gsat import crashpoint, fifo, killing, messages, mishap, scheduler, shepherd, states
+from gsat.dispatcher import Untold
 from gsat.errors import EXIT_LOST, EXIT_NOT_STARTED, GsatError, Refused
 from gsat.jobs import Job, State, change_state
 
@@ -143,7 +144,7 @@ class Runs:
             log.error("job %d: cannot record the end of run %d (tried again in a second): %s",
                       run[0], run[1], exc)
             if run[0] in self.jobs:  # its events may be in events.log already: the retry finds them there
-                self.recovered[run[0]] = True
+                self.recovered.setdefault(run[0], False)
             self.told_ended.append((run[0], run[1], 0))
         except Exception as exc:  # a bug must not leave the job running forever
             if run[0] in self.jobs:
@@ -194,7 +195,7 @@ class Runs:
                 log.warning("job %d: run %d ended without an exit record: lost", job.id, job.state.attempt)
                 self.kill_lost(job)
             # a run that recovery found ended may have had its events recorded before the crash
-            seen = self.dispatcher.recorded(job) if job.id in self.recovered else None
+            seen = self._seen(job)
             ended = self.dispatcher.record(job, states.JOB_TERMINATION, seen=seen, exit=job.state.exit)
             action = self._after_run(job)
             # no fsync: the durable exit record rebuilds this state after a power cut
@@ -205,6 +206,16 @@ class Runs:
         except Exception:
             job.state = before  # as it was: the end is tried again, or the job fails (end_or_retry)
             raise
+
+    def _seen(self, job: Job) -> dict | None:
+        """The events an earlier try at this end may have recorded: after a
+        crash (recovered True: services not started are the outbox's, see
+        gsat.services) or by this controller's try that could not save
+        (False: Untold, nothing of it was told); None for a first try."""
+        if job.id not in self.recovered:
+            return None
+        seen = self.dispatcher.recorded(job)
+        return seen if self.recovered[job.id] else Untold(seen)
 
     def kill_lost(self, job: Job) -> None:
         """Kill the process group a lost run may have left running (gsat.killing)."""
