@@ -128,12 +128,12 @@ class Intake:
                 state = ABANDONED if fence(self.layout, first) else marker(self.layout, first)
             if state is None:
                 continue
-            del self.incomplete[first]
             if state == array.get("token"):
                 self.whole.add((first, state))
                 out += sorted(ids)
             else:
-                self.remove(first, array)
+                self.remove(first, array)  # when it fails, the next settle tries again
+            del self.incomplete[first]
         return out
 
     def remove(self, first: int, array: dict) -> None:

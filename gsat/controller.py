@@ -80,7 +80,7 @@ class Controller(Runs):
         self.pool = Pool(self.ended_w, self._notify_from_orphan, config["slots"])  # filled by run()
         self.pool_retry = 0.0  # monotonic time before which a failed fork is not tried again
         self.distrust: str | None = None  # why the store is not trusted now (gsat.guard); None: it is
-        self.recovered: dict[int, bool] = {}  # running jobs a start took on: their end may be half told
+        self.recovered: dict[int, bool] = {}  # job -> its end may be half recorded: after a crash (True), a failed save
         self.set_aside: dict[int, str] = {}  # job id -> why its directory is not ours (gsat.recovery)
 
     # ---- the loop --------------------------------------------------------
@@ -203,7 +203,7 @@ class Controller(Runs):
             return handler(msg, now) or messages.Answer()
         except GsatError as exc:
             return messages.Answer(code=exc.code, text=str(exc))
-        except Exception as exc:  # a disk error or a bug: not the controller down, nor the batch lost
+        except Exception as exc:  # one failing command (or a bug) must not lose the batch's other messages
             log.exception("%s failed", msg.kind)
             return messages.Answer(code=Refused.code, text=f"{msg.kind} failed: {exc}")
 
@@ -213,7 +213,7 @@ class Controller(Runs):
             try:
                 handler(job_id, msg, now)
                 results[str(job_id)] = [0, ""]
-            except (GsatError, OSError) as exc:
+            except Exception as exc:  # an OSError or a bug: this job's answer, the others go on
                 code = exc.code if isinstance(exc, GsatError) else Refused.code
                 if not isinstance(exc, GsatError):
                     log.exception("%s of job %d failed", msg.kind, job_id)
@@ -232,7 +232,7 @@ class Controller(Runs):
             job_id = self.announced.popleft()
             try:
                 self._take_on_submitted(job_id)
-            except (GsatError, OSError):
+            except Exception:  # the next ones are taken on all the same
                 log.exception("job %d: cannot take it on", job_id)
 
     def _take_on_submitted(self, job_id: int) -> None:

@@ -25,6 +25,9 @@ STATE_TYPES = {
     "suspended": (bool,), "pending": (str, NOTHING), "reason": (str, NOTHING),
 }
 PENDING = (None, "delete", "hold")
+TIMES = ("submitted", "started", "ended")
+MAX_TIME = 253402300799  # 9999-12-31 23:59:59 UTC: the last second the listings can show
+ARRAY_INTS = ("first", "last", "max", "count", "index", "id", "pid")  # int or null where present
 # job.json: the keys the controller and the listings read without looking
 SPEC_TYPES = {
     "name": (str,), "host": (str, NOTHING), "jobtype": (str,), "workdir": (str,), "args": (list,),
@@ -72,6 +75,7 @@ def check_state(job: int, data: dict, spec: dict | None) -> dict:
         bad = "host"
     if bad is None and any(data.get(k, 0) < 0 for k in ("run", "attempt", "restarts")):
         bad = next(k for k in ("run", "attempt", "restarts") if data.get(k, 0) < 0)
+    bad = bad or _bad_time(data)
     if bad is not None:
         raise Damaged(job, f"state.json: {bad} is {_show(data[bad])}", spec)
     return data
@@ -82,6 +86,7 @@ def check_spec(job: int, data: dict) -> dict:
     bad = _bad_key(data, SPEC_TYPES)
     if bad is None and not configcheck.valid_host(data.get("host") or "x"):
         bad = "host"
+    bad = bad or _bad_time(data) or _bad_shape(data)
     if bad is not None:
         raise Damaged(job, f"job.json: {bad} is {_show(data[bad])}")
     return data
@@ -94,6 +99,38 @@ def _bad_key(data: dict, types: dict) -> str | None:
             if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
                 return key
     return None
+
+
+def _bad_time(data: dict) -> str | None:
+    """The first time that is not a finite number of seconds between 1970 and
+    year 9999 (NaN, 1e300 and 1e400, which JSON reads as infinity, would break
+    the listings' rendering and the summary)."""
+    for key in TIMES:
+        value = data.get(key)
+        if value is not None and not 0 <= value <= MAX_TIME:  # False for NaN too
+            return key
+    return None
+
+
+def _bad_shape(data: dict) -> str | None:
+    """The first list or mapping of job.json whose elements have the wrong
+    shape: "on" holds [EVENT, COMMAND] pairs of text, "args" text, "env" text
+    to text, "array" whole numbers (the controller's code takes them as such)."""
+    if any(not (isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p))
+           for p in data.get("on", ())):
+        return "on"
+    if not all(isinstance(a, str) for a in data.get("args", ())):
+        return "args"
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in data.get("env", {}).items()):
+        return "env"
+    array = data.get("array") or {}
+    if any(not _whole(array.get(k)) for k in ARRAY_INTS) or not isinstance(array.get("token"), (str, NOTHING)):
+        return "array"
+    return None
+
+
+def _whole(value) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def _show(value) -> str:

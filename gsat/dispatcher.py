@@ -21,6 +21,12 @@ from gsat.layout import EVENT_WAITER
 log = logging.getLogger(__name__)
 
 
+class Untold(dict):
+    """`seen` for an end tried again after a failed save (a full disk): what
+    the failed try recorded was never told (the telling comes after the save),
+    so it is not recorded again but its services start with this try."""
+
+
 class Dispatcher:
     def __init__(self, layout, host: str, catalog, service_timeout: float):
         self.layout, self.host, self.catalog = layout, host, catalog
@@ -41,6 +47,8 @@ class Dispatcher:
         if not name:
             return None
         if seen and (name, job.state.run) in seen:
+            if isinstance(seen, Untold):  # recorded, never told: its services start now
+                return seen[name, job.state.run], self.services_for(job, name), False
             return seen[name, job.state.run], [], True
         event = eventlog.make(job.id, name, self.host, job.state.run, **fields)
         found = self.services_for(job, name)

@@ -28,8 +28,8 @@ def append(jobdir, event: dict, sync: bool = False) -> None:
 
 def read(jobdir) -> list[dict]:
     """Every event of the job, oldest first; a torn last line (or any line
-    that is not a JSON object: a crash mid-append, a careless edit) is skipped,
-    and so is a log that cannot be read at all."""
+    that is not a JSON object with a text "name" and "id": a crash mid-append,
+    a careless edit) is skipped, and so is a log that cannot be read at all."""
     try:
         data = fsutil.read_bytes(os.path.join(jobdir, "events.log"), limit=16 << 20) or b""
     except OSError:  # a symlink or a directory there: no events to show
@@ -40,6 +40,14 @@ def read(jobdir) -> list[dict]:
             event = jsontext.loads(line)
         except ValueError:
             continue
-        if isinstance(event, dict):
+        if _well_formed(event):
             out.append(event)
     return out
+
+
+def _well_formed(event) -> bool:
+    """An event readers can use without looking: gqstat -f prints the name,
+    recovery compares the id, a retried end looks events up by (name, run)
+    (so run is a number when present; the other fields are optional)."""
+    return (isinstance(event, dict) and isinstance(event.get("name"), str) and isinstance(event.get("id"), str)
+            and isinstance(event.get("run", 0), int))

@@ -26,7 +26,7 @@ import os
 import stat
 
 from gsat import arrays, crashpoint, damage, fsutil, jsontext, states, trust
-from gsat.errors import Damaged, NoSuchJob, Refused, Untrusted, UsageError
+from gsat.errors import Damaged, GsatError, NoSuchJob, Refused, Untrusted, UsageError
 from gsat.layout import JOB_DIGITS, Layout
 from gsat.record import Record
 
@@ -165,7 +165,7 @@ def withdraw(layout: Layout, ids: list[int], spec: dict) -> None:
         try:
             save(layout, job)
             bury(layout, job)
-        except OSError:
+        except (OSError, GsatError):  # save says HomeUnusable when the disk is full
             gone = layout.jobs / f".withdrawn.{os.getpid()}.{job_id}"
             try:
                 os.rename(layout.job_dir(job_id), gone)

@@ -40,8 +40,8 @@ import logging
 import os
 import time
 
-from gsat import crashpoint, eventlog, jobs, procinfo, services, shepherd, states, summary
-from gsat.errors import Damaged, NoSuchJob, Untrusted
+from gsat import crashpoint, eventlog, jobs, mishap, procinfo, services, shepherd, states, summary
+from gsat.errors import Damaged, GsatError, NoSuchJob, Untrusted
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def recover(ctrl) -> None:
             log.exception("job %d: cannot take it on; skipped", job_id)
     try:
         summary.rewrite(ctrl.layout, rows)  # compacted, from the state.json files just read
-    except OSError as exc:  # without its header of our time zone, gqstat renders the times itself
+    except (OSError, GsatError) as exc:  # a full disk (HomeUnusable): gqstat renders the times itself
         log.warning("cannot rewrite the summary: %s", exc)
         summary.discard(ctrl.layout)
     for entry in services.pending(ctrl.layout):
@@ -103,7 +103,20 @@ def take_on(ctrl, job_id: int, rows: list | None = None) -> None:
     """Load job `job_id` into the controller if it is active and ours; add
     the summary row of every job of ours to `rows` (a start-up's snapshot).
     Nothing is taken on while the store is not trusted (gsat.guard), nor
-    from a job directory that is not ours (set aside)."""
+    from a job directory that is not ours (set aside).  A job that breaks
+    the code here (a bug: not a GsatError or an OSError) fails (gsat.mishap)."""
+    try:
+        _take_on(ctrl, job_id, rows)
+    except (GsatError, OSError):
+        raise
+    except Exception as exc:  # one job must not keep the others from being taken on
+        job = ctrl.jobs.get(job_id)
+        if job is None:
+            raise
+        mishap.fail(ctrl, job, "cannot take it on", exc, time.time())
+
+
+def _take_on(ctrl, job_id: int, rows: list | None) -> None:
     if job_id in ctrl.jobs or ctrl.distrust or job_id in ctrl.set_aside:
         return
     try:

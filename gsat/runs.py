@@ -18,7 +18,8 @@ import os
 import signal
 import time
 
-from gsat import crashpoint, fifo, killing, messages, scheduler, shepherd, states
+from gsat import crashpoint, fifo, killing, messages, mishap, scheduler, shepherd, states
+from gsat.dispatcher import Untold
 from gsat.errors import EXIT_LOST, EXIT_NOT_STARTED, GsatError, Refused
 from gsat.jobs import Job, State, change_state
 
@@ -40,13 +41,9 @@ class Runs:
             self._start(job, now)
 
     def _start(self, job: Job, now: float) -> None:
-        problem = self._jobtype_problem(job)
-        if problem:
-            return self._reject(job, problem, now)
-        # JOB_START is on disk before `running` is: a crash after the start cannot lose it
-        started = self.dispatcher.record(job, change_state(job, "start", now))
-        job.state.host = self.host
-        self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
+        started = self._mark_started(job, now)
+        if started is None:
+            return
         crashpoint.at("start.saved")
         try:
             pid = self._shepherd_for(self._run_spec(job))
@@ -54,13 +51,42 @@ class Runs:
             log.exception("job %d: cannot start a shepherd", job.id)  # the run is lost, not the controller
             if not isinstance(exc, OSError):
                 job.state.reason = f"cannot start: {exc!r}"
-            self.dispatcher.announce(job, started)
+            self._announce_start(job, started)
             self.end_or_retry((job.id, job.state.attempt), now)
             return
         self.children[pid] = (job.id, job.state.attempt)
         crashpoint.at("start.handed")
         self.running_changed = True
-        self.dispatcher.announce(job, started)
+        self._announce_start(job, started)
+
+    def _announce_start(self, job: Job, started: tuple) -> None:
+        try:
+            self.dispatcher.announce(job, started)
+        except Exception:  # the run goes on, and its end is recorded as usual
+            log.exception("job %d: cannot tell its start", job.id)
+
+    def _mark_started(self, job: Job, now: float) -> tuple | None:
+        """Save the job as running, its JOB_START on disk first (a crash after
+        the start cannot lose it): that recorded event, or None when it does
+        not start now: rejected (its job type), queued again (the disk is
+        full: a later step tries again), or failed (a bug: gsat.mishap)."""
+        before = State(**job.state.as_dict())
+        try:
+            problem = self._jobtype_problem(job)
+            if problem:
+                return self._reject(job, problem, now)
+            started = self.dispatcher.record(job, change_state(job, "start", now))
+            job.state.host = self.host
+            self._save(job, sync=False)  # no fsync: see "a power cut" in gsat.recovery
+            return started
+        except (GsatError, OSError) as exc:
+            job.state = before
+            log.error("job %d: cannot start it now (tried again later): %s", job.id, exc)
+            self.track(job)
+        except Exception as exc:  # one job's bug must not stop the others
+            job.state = before
+            mishap.fail(self, job, "cannot start", exc, now, EXIT_NOT_STARTED)
+        return None
 
     def _jobtype_problem(self, job: Job) -> str | None:
         """Why the job's type cannot be used now (its file went missing or
@@ -122,7 +148,12 @@ class Runs:
         except (GsatError, OSError) as exc:
             log.error("job %d: cannot record the end of run %d (tried again in a second): %s",
                       run[0], run[1], exc)
+            if run[0] in self.jobs:  # its events may be in events.log already: the retry finds them there
+                self.recovered.setdefault(run[0], False)
             self.told_ended.append((run[0], run[1], 0))
+        except Exception as exc:  # a bug must not leave the job running forever
+            if run[0] in self.jobs:
+                mishap.fail(self, self.jobs[run[0]], f"cannot record the end of run {run[1]}", exc, now)
 
     def _read_told_ended(self) -> None:
         """Take the "JOB RUN PID" lines waiting on the pipe into told_ended."""
@@ -169,7 +200,7 @@ class Runs:
                 log.warning("job %d: run %d ended without an exit record: lost", job.id, job.state.attempt)
                 self.kill_lost(job)
             # a run that recovery found ended may have had its events recorded before the crash
-            seen = self.dispatcher.recorded(job) if job.id in self.recovered else None
+            seen = self._seen(job)
             ended = self.dispatcher.record(job, states.JOB_TERMINATION, seen=seen, exit=job.state.exit)
             action = self._after_run(job)
             # no fsync: the durable exit record rebuilds this state after a power cut
@@ -177,9 +208,19 @@ class Runs:
             self._transition(job, action, now, sync=record is None or action == "delete", first=(ended,),
                              seen=seen)
             self.recovered.pop(job.id, None)
-        except (GsatError, OSError):
-            job.state = before
+        except Exception:
+            job.state = before  # as it was: the end is tried again, or the job fails (end_or_retry)
             raise
+
+    def _seen(self, job: Job) -> dict | None:
+        """The events an earlier try at this end may have recorded: after a
+        crash (recovered True: services not started are the outbox's, see
+        gsat.services) or by this controller's try that could not save
+        (False: Untold, nothing of it was told); None for a first try."""
+        if job.id not in self.recovered:
+            return None
+        seen = self.dispatcher.recorded(job)
+        return seen if self.recovered[job.id] else Untold(seen)
 
     def kill_lost(self, job: Job) -> None:
         """Kill the process group a lost run may have left running (gsat.killing)."""

@@ -444,3 +444,39 @@ def test_an_end_found_at_start_up_that_cannot_be_saved_is_retried(home_env, tmp_
     finally:
         subprocess.run(["chattr", "-i", str(jobdir)], check=True)
     assert step_until(ctrl, job_id, states.FAILED).state.exit == 3
+
+
+# ---- a job that breaks the controller's code fails alone (review, finding 3) ----
+# The damage checks keep such shapes out of job files; here a spec in memory is
+# given one, standing for whatever bug or shape they still miss.
+
+def test_a_job_whose_end_breaks_the_code_fails_with_a_reason_and_the_step_goes_on(ctrl, tmp_path):
+    go = tmp_path / "go"
+    job_id = submit(ctrl, tmp_path, f"#!/bin/sh\nwhile [ ! -e {go} ]; do sleep 0.02; done\nexit 0\n")
+    other = submit(ctrl, tmp_path)
+    step_until(ctrl, job_id, states.RUNNING)
+    ctrl.jobs[job_id].spec["on"] = [1]  # recording the end raises TypeError
+    go.touch()
+    job = step_until(ctrl, job_id, states.FAILED)
+    assert job.state.exit == 0 and job.state.reason.startswith("cannot record the end of run 1: TypeError")
+    assert job_id not in ctrl.jobs
+    assert step_until(ctrl, other, states.FINISHED).state.exit == 0
+
+
+def test_a_job_whose_start_breaks_the_code_fails_with_a_reason(ctrl, tmp_path):
+    job_id = submit(ctrl, tmp_path, hold=True)
+    step_until(ctrl, job_id, states.HELD)
+    ctrl.jobs[job_id].spec["jobtype"] = ["default"]  # not a name: the job-type lookup raises
+    ctrl.channel.send(messages.Release(jobs=[job_id]))
+    job = step_until(ctrl, job_id, states.FAILED)
+    assert job.state.reason.startswith("cannot start: ") and job.state.run == 0, job.state
+
+
+def test_a_message_that_breaks_the_code_is_answered_and_the_batch_goes_on(ctrl, tmp_path):
+    bad, good = submit(ctrl, tmp_path, hold=True), submit(ctrl, tmp_path, hold=True)
+    step_until(ctrl, good, states.HELD)
+    ctrl.jobs[bad].spec["on"] = 5  # its JOB_DELETE event raises TypeError
+    ctrl.channel.send(messages.Delete(jobs=[bad]))
+    ctrl.channel.send(messages.Release(jobs=[good]))
+    ctrl.step(time.time())  # one batch: both messages
+    assert jobs.load(ctrl.layout, good).state.state in (states.QUEUED, states.RUNNING, states.FINISHED)

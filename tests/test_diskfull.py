@@ -136,3 +136,45 @@ def test_an_array_is_stored_whole_by_a_python_without_ctypes(gsat, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["1", "2", "3", "4", "5"]
     assert all((gsat.job_dir(i) / "job.json").is_file() for i in range(1, 6))
+
+
+def test_an_end_retried_on_a_full_disk_records_its_events_once(small_home, tmp_path):
+    """events.log takes the end's lines (an append needs no inode), state.json's
+    temporary file does not fit: each retry must find the lines already there."""
+    g = small_home
+    g.write_config({"autostart": False, "heartbeat_interval": 0.2})
+    go = tmp_path / "go"
+    g.start()
+    job = g.submit(f"#!/bin/sh\n{await_file_line(go)}exit 3\n")
+    g.wait_state(job, "running")
+    filler = fill_inodes(g.home)
+    go.touch()
+    filler.pop().unlink()  # one inode: the shepherd's exit record takes it
+    wait_for(lambda: g.log().count("cannot record the end of run 1") >= 3, timeout=20, what="three retries")
+    for path in filler:
+        path.unlink()
+    assert g.wait_state(job, "failed")["exit"] == 3
+    events = g.events(job)
+    assert events.count("JOB_TERMINATION") == 1 and events.count("JOB_FAILED") == 1, events
+
+
+def test_an_abandoned_array_on_a_full_disk_is_still_removed(small_home, monkeypatch):
+    """No room for its tombstones: its elements are renamed away instead
+    (jobs.withdraw), and nothing of it stays behind to be listed."""
+    from gsat import config
+    from gsat.controller import Controller
+    g = small_home
+    assert g.run("gqsub", "-t", "1-3", input="#!/bin/sh\ntrue\n").returncode == 0
+    # a controller fenced it (its submitter died before committing it) and crashed before removing it
+    (g.job_dir(1) / "array").write_text("abandoned\n")
+    monkeypatch.setenv("GSAT_HOME", str(g.home))
+    monkeypatch.setenv("GSAT_HOSTNAME", g.host)
+    ctrl = Controller(config.load())
+    try:
+        fill_inodes(g.home)  # no room for tombstones
+        ctrl.open()  # takes the array on as not whole, finds its submitter gone, removes it
+        assert not ctrl.intake.incomplete
+        left = {n: state_of(g, n) for n in job_dirs(g) if not n.startswith(".")}
+        assert all('"deleted"' in (state or "") for state in left.values()), left
+    finally:
+        ctrl.pool.close()

@@ -23,7 +23,7 @@ LAYERS = [
      "heartbeat", "procstats", "summary", "mailparse", "gpgrun", "pgppackets", "openpgp", "mailstate",
      "mailsources"},
     {"jobs", "jobtypes", "environment", "shepherd", "spare", "scheduler", "eventlog", "submit",
-     "recovery", "guard", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing", "arrays",
+     "recovery", "mishap", "guard", "waiting", "client", "services", "follow", "mailer", "dispatcher", "killing", "arrays",
      "mailactions", "mailreply"},
     {"controller", "runs", "mailgate"},
     {"cli"},
