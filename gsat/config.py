@@ -9,7 +9,7 @@ exists, so that the command-line tools start fast without one.
 
 import os
 
-from gsat import configcheck
+from gsat import configcheck, trust
 from gsat.errors import HomeUnusable, UsageError
 from gsat.paths import Path
 from gsat.record import Record
@@ -100,37 +100,71 @@ def load(home: Path | None = None) -> Config:
 
 def _read_user_file(path: Path) -> dict:
     """The user's config.  Parsed YAML is cached as JSON beside it (keyed by
-    the file's mtime and size) so that the tools need not import PyYAML."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
+    the file's mtime and size) so that the tools need not import PyYAML.
+    Both files are read only when they are regular files of ours that others
+    cannot write (gsat.trust): HomeUnusable (exit 6) for any other."""
+    fd = trust.open_file(path)
+    if fd is None:
         return {}
-    except OSError as exc:
-        raise _unreadable(path, exc) from None
-    key = [info.st_mtime_ns, info.st_size, info.st_ino]
-    cache = path.with_name(".config.cache.json")
-    from gsat import jsontext
     try:
-        cached = jsontext.loads(cache.read_bytes())
-        if cached.get("key") == key and isinstance(cached.get("values"), dict):
-            return cached["values"]
-    except (OSError, ValueError, AttributeError):
-        pass
-    values = _parse_yaml(path)
-    tmp = cache.with_name(f".config.cache.{os.getpid()}")
-    try:  # a cache only: no fsync; rename so no reader sees half of it
-        tmp.write_text(jsontext.dumps({"key": key, "values": values}))
-        os.replace(tmp, cache)
-    except (OSError, TypeError, ValueError):
-        pass
+        info = os.fstat(fd)
+        key = [info.st_mtime_ns, info.st_size, info.st_ino]
+        cache = path.with_name(".config.cache.json")
+        cached = _cached(cache, key)
+        if cached is not None:
+            return cached
+        values = _parse_yaml(path, _read_all(fd, path))
+    finally:
+        os.close(fd)
+    _write_cache(cache, key, values)
     return values
 
 
-def _parse_yaml(path: Path) -> dict:
+def _cached(cache: Path, key: list) -> dict | None:
+    """The values the cache holds for `key`; None when it holds none.
+    HomeUnusable for a cache that is not ours alone (it could lie)."""
+    from gsat import jsontext
+    data = trust.read_file(cache)
     try:
-        text = path.read_text()
+        cached = jsontext.loads(data) if data is not None else None
+        if cached.get("key") == key and isinstance(cached.get("values"), dict):
+            return cached["values"]
+    except (ValueError, AttributeError):
+        pass
+    return None
+
+
+def _write_cache(cache: Path, key: list, values: dict) -> None:
+    """A cache only: no fsync; a new file (never through a symlink), renamed
+    so that no reader sees half of it."""
+    from gsat import jsontext
+    tmp = cache.with_name(f".config.cache.{os.getpid()}.{os.urandom(4).hex()}")
+    try:
+        data = jsontext.dumps({"key": key, "values": values}).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, cache)
+    except (OSError, TypeError, ValueError):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _read_all(fd: int, path: Path) -> str:
+    chunks = []
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
     except (OSError, UnicodeDecodeError) as exc:
         raise _unreadable(path, exc) from None
+
+
+def _parse_yaml(path: Path, text: str) -> dict:
     import yaml
     try:
         data = yaml.safe_load(text) or {}

@@ -89,7 +89,7 @@ class Dispatcher:
 
     def services_for(self, job, name: str) -> list:
         dirs = [share_dir() / "libexec" / "services", self.layout.user_services()]
-        return services.find(name, dirs, job.spec)
+        return services.find(name, dirs, job.spec, checked=dirs[1:])
 
     def run_env(self, job) -> dict:
         """The environment the job's current run has (SPEC §5)."""

@@ -4,7 +4,9 @@ The client creates the FIFO and opens it read-write, so that it never sees
 end-of-file and needs no writer to exist yet; it then sleeps in poll() with
 no busy waiting.  The controller opens it write-only and non-blocking: when
 the client has gone (no reader) the open fails with ENXIO and the answer is
-dropped.  A path that is not a FIFO is never written.  Lines are shorter
+dropped.  A path that is not a FIFO of ours (owned by the effective user:
+another user may have planted one, and would read what we write) is never
+written, nor opened.  Lines are shorter
 than PIPE_BUF, so each write arrives whole.
 """
 
@@ -31,16 +33,16 @@ def create(folder, prefix: str = "") -> tuple[str, int]:
 
 def post(path, data: bytes, dir_fd: int | None = None) -> bool | None:
     """Write `data` to the FIFO at `path` if a reader waits: True if it did,
-    False if nobody reads it any more, None if `path` is no FIFO at all.
+    False if nobody reads it any more, None if `path` is no FIFO of ours.
     Never follows a symlink, never blocks, never raises."""
     try:
-        if not stat.S_ISFIFO(os.lstat(path, dir_fd=dir_fd).st_mode):
+        if not _our_fifo(os.lstat(path, dir_fd=dir_fd)):
             return None
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as exc:
         return False if exc.errno == errno.ENXIO else None
     try:
-        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        if not _our_fifo(os.fstat(fd)):  # the one we opened, whatever the name meant before
             return None
         os.write(fd, data)
         return True
@@ -48,6 +50,10 @@ def post(path, data: bytes, dir_fd: int | None = None) -> bool | None:
         return True  # full (the reader is slow, it wakes anyway) or gone in between
     finally:
         os.close(fd)
+
+
+def _our_fifo(info: os.stat_result) -> bool:
+    return stat.S_ISFIFO(info.st_mode) and info.st_uid == os.geteuid()
 
 
 def post_all(folder, data: bytes, prefix: str = "") -> None:

@@ -23,9 +23,9 @@ def temp_name(path) -> str:
     return os.path.join(head, f".{tail}.{os.getpid()}.{os.urandom(4).hex()}")
 
 
-def write_new(path, data: bytes, sync: bool = True, mode: int = 0o600) -> None:
+def write_new(path, data: bytes, sync: bool = True, mode: int = 0o600, dir_fd: int | None = None) -> None:
     """Create `path` exclusively (never through a symlink) and write it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
     try:
         _write_all(fd, data)
         if sync:
@@ -34,26 +34,32 @@ def write_new(path, data: bytes, sync: bool = True, mode: int = 0o600) -> None:
         os.close(fd)
 
 
-def atomic_write(path, data: bytes, sync: bool = True, mode: int = 0o600, sync_dir: bool = True) -> None:
+def atomic_write(path, data: bytes, sync: bool = True, mode: int = 0o600, sync_dir: bool = True,
+                 dir_fd: int | None = None) -> None:
     """Replace `path` with `data` so that readers see old or new, never half.
 
     sync_dir=False skips the directory fsync: for a file that is replaced
     again and again, whose older version after a power loss is still a
-    consistent state."""
+    consistent state.  With `dir_fd`, `path` is a name in that directory
+    (no path is walked; the directory is not fsynced)."""
     tmp = temp_name(path)
     try:
-        write_new(tmp, data, sync, mode)
-        os.replace(tmp, path)
+        write_new(tmp, data, sync, mode, dir_fd)
+        os.replace(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError as exc:
-        unlink_quietly(tmp)
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
         raise translate_error(exc, path) from None
-    if sync and sync_dir:
+    if sync and sync_dir and dir_fd is None:
         fsync_dir(os.path.dirname(os.fspath(path)))
 
 
-def write_json(path, obj, sync: bool = True, sync_dir: bool = True) -> None:
+def write_json(path, obj, sync: bool = True, sync_dir: bool = True, dir_fd: int | None = None) -> None:
     from gsat import jsontext
-    atomic_write(path, jsontext.dumps(obj, sort_keys=True).encode() + b"\n", sync, sync_dir=sync_dir)
+    atomic_write(path, jsontext.dumps(obj, sort_keys=True).encode() + b"\n", sync, sync_dir=sync_dir,
+                 dir_fd=dir_fd)
 
 
 def read_bytes(path, limit: int = 1 << 20, dir_fd: int | None = None) -> bytes | None:

@@ -379,20 +379,31 @@ def bury(layout: Layout, job: Job) -> None:
 def entomb_damaged(layout: Layout, job: int, host: str, spec: dict | None) -> None:
     """Turn a damaged job into a tombstone (gqdel): state.json says deleted,
     an unreadable job.json is replaced, every other file goes.  Its directory
-    must be a real one of ours: nothing is removed through a symlink."""
-    import stat
-    folder = layout.job_dir(job)
-    info = os.lstat(folder)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        raise Refused(f"job {job}: {folder} is not a directory of yours; remove it by hand")
-    for name in ("state.json", "job.json"):  # a directory there cannot be replaced by a file
-        if os.path.isdir(folder / name) and not os.path.islink(folder / name):
-            os.rename(folder / name, folder / f".damaged.{name}.{os.getpid()}")  # bury() removes it
+    must be one open_dir trusts (Untrusted otherwise; Refused for a file in
+    its place), and everything goes through that descriptor: no symlink, at
+    any depth, leads a rename, a write or a removal elsewhere."""
+    fd = _open_to_entomb(layout, job)
     tomb = Job(job, spec or {}, State(state=states.DELETED, host=host, reason="damaged; deleted"))
-    save(layout, tomb)
-    if spec is None:
-        fsutil.write_json(folder / "job.json", {"damaged": True}, sync=False)
+    try:
+        for name in ("state.json", "job.json"):  # a directory there cannot be replaced by a file
+            try:
+                if stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode):
+                    os.rename(name, f".damaged.{name}.{os.getpid()}", src_dir_fd=fd, dst_dir_fd=fd)  # bury() removes it
+            except FileNotFoundError:
+                pass
+        fsutil.write_json("state.json", tomb.state.as_dict(), dir_fd=fd)
+        if spec is None:
+            fsutil.write_json("job.json", {"damaged": True}, sync=False, dir_fd=fd)
+    finally:
+        os.close(fd)
     bury(layout, tomb)
+
+
+def _open_to_entomb(layout: Layout, job: int) -> int:
+    try:
+        return open_dir(layout, job)
+    except Damaged:  # a file of ours where the directory should be
+        raise Refused(f"job {job}: {layout.job_dir(job)} is not a directory; remove it by hand") from None
 
 
 def parse_id(text: str) -> int:

@@ -9,13 +9,19 @@ when it is restarted.
       X509_USER_PROXY: ...    # $VARS expand against the job environment and $UID
 
 The user's GSAT_HOME/jobtypes/NAME.yaml overrides the shipped one of the
-same name.  Every key is checked when a file is read (load): a wrong one is a
+same name.  The user's files are used only when gsat.trust trusts them
+(a regular file of yours that others cannot write, opened O_NOFOLLOW), on
+every use, not only when a cached parse is refreshed: HomeUnusable (exit
+6) for one another user could have planted.  Every key is checked when a file is read (load): a wrong one is a
 UsageError naming the file and the key.  The controller parses these
 files (PyYAML); gqsub only when a type is named (-T), to refuse a bad one.
 """
 
 
-from gsat.errors import UsageError
+import os
+
+from gsat import trust
+from gsat.errors import GsatError, HomeUnusable, UsageError
 from gsat.paths import Path
 from gsat.record import Record
 
@@ -33,14 +39,51 @@ def check(name: str, dirs: list[Path]) -> None:
 
 
 def find(name: str, dirs: list[Path]) -> Path:
-    """The file that defines type `name`; UsageError when there is none."""
+    """The file that defines type `name`; UsageError when there is none.
+    dirs[0] is the user's (GSAT_HOME/jobtypes): a file there, and the folder,
+    must be trusted (HomeUnusable otherwise); the shipped ones are the install's."""
     if not name or "/" in name or name.startswith("."):
         raise UsageError(f"unknown job type {name!r}")
-    for folder in dirs:
+    for i, folder in enumerate(dirs):
         path = folder / f"{name}.yaml"
-        if path.is_file():
+        if i == 0 and _user_file(folder, path):
+            return path
+        if i and path.is_file():
             return path
     raise UsageError(f"unknown job type {name!r}")
+
+
+def _user_file(folder: Path, path: Path) -> bool:
+    """Whether the user's type file `path` exists; HomeUnusable when it, or
+    its folder, is not to be trusted."""
+    trust.require_dir(folder)
+    reason = trust.path_problem(path)
+    if reason:
+        raise HomeUnusable(f"{reason}: not using it")
+    return os.path.lexists(path)
+
+
+def _open(path: Path, dirs: list[Path]) -> int:
+    """A descriptor of a type file; the user's (in dirs[0]) checked on it (gsat.trust)."""
+    if path.parent != dirs[0]:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = trust.open_file(path)
+    if fd is None:
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    return fd
+
+
+def _mtime(path: Path, dirs: list[Path]) -> float:
+    fd = _open(path, dirs)
+    try:
+        return os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
+
+
+def _text(path: Path, dirs: list[Path]) -> str:
+    with os.fdopen(_open(path, dirs), "rb") as f:
+        return f.read().decode()
 
 
 def load(name: str, dirs: list[Path]) -> JobType:
@@ -50,7 +93,7 @@ def load(name: str, dirs: list[Path]) -> JobType:
     import yaml
     path = find(name, dirs)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(_text(path, dirs))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UsageError(f"{path}: {exc}") from None
     data = {} if data is None else data
@@ -122,7 +165,7 @@ class Catalog:
     def get(self, name: str) -> JobType:
         """The job type `name`; UsageError or OSError when it cannot be had."""
         path = find(name, self.dirs)
-        mtime = path.stat().st_mtime
+        mtime = _mtime(path, self.dirs)  # checked at every use, not only when it changed
         cached = self._cache.get(name)
         if cached is None or cached[0] != mtime:
             self._cache[name] = (mtime, load(name, self.dirs))
@@ -132,7 +175,7 @@ class Catalog:
         """The job type, or (logged) the defaults when its file went missing or broke."""
         try:
             return self.get(name)
-        except (UsageError, OSError) as exc:
+        except (GsatError, OSError) as exc:  # HomeUnusable: not trusted, never used
             from gsat import lazylog
             lazylog.get(__name__).warning("job type %s unusable (%s); using defaults", name, exc)
             return JobType(name=name)

@@ -19,8 +19,10 @@
         tmp/ new/ bad/       message delivery, Maildir-style
         reply/               FIFOs on which clients wait for answers
       hosts/HOST/            lock, pid, log, heartbeat of that host's controller
+      mailgate/              the mail gateway's allowlist, keyring (gnupg/), records
 
-Every directory above that a controller uses is private (gsat.trust).
+Every directory above that a controller uses is private (gsat.trust); so
+are the files it reads as code or config (config_files, code_trees).
 
 Stdlib only.
 """
@@ -74,16 +76,36 @@ class Layout:
             spool = self.spool(host)
             dirs = self._private[host] = [self.home, self.jobs, self.home / "spool", spool,
                                           *(spool / sub for sub in self.SPOOL_SUBDIRS),
-                                          self.home / "hosts", self.host_dir(host)]
+                                          self.home / "hosts", self.host_dir(host),
+                                          *self.optional_dirs(host)]
         return dirs
+
+    def optional_dirs(self, host: str | None = None) -> tuple[Path, ...]:
+        """The private_dirs that may be missing (made when first needed, by
+        the user or by what writes them), never made by ensure()."""
+        return (self.user_jobtypes(), self.user_services(), self.home / "mailgate",
+                self.home / "mailgate" / "gnupg", self.host_dir(host) / "outbox")
+
+    def config_files(self) -> tuple[Path, Path]:
+        """The files every command reads as config (gsat.config), checked by gsat.trust."""
+        return self.home / "config.yaml", self.home / ".config.cache.json"
+
+    def code_trees(self) -> tuple[tuple[Path, int], ...]:
+        """(folder, depth): the user's job types (jobtypes/*.yaml) and services
+        (services/onE/*), every entry of which gsat.trust checks."""
+        return (self.user_jobtypes(), 0), (self.user_services(), 1)
 
     def ensure(self, host: str | None = None) -> None:
         """Create what this host needs (mode 0700) and refuse (HomeUnusable)
         any of it that gsat.trust does not trust: another owner, a symlink, a
         mode that lets others write.  Every command does this: a look (lstat)
-        first, mkdir only what is missing."""
+        first, mkdir only what is missing (never an optional one)."""
+        optional = self.optional_dirs(host)
         for path in self.private_dirs(host):
-            private_dir(path)
+            if path in optional:
+                trust.require_dir(path)
+            else:
+                private_dir(path)
 
 
 def job_name(job: int) -> str:

@@ -40,7 +40,7 @@ import hashlib
 import os
 import time
 
-from gsat import fsutil, jsontext
+from gsat import fsutil, jsontext, trust
 from gsat.errors import Rejected, UsageError
 from gsat.paths import Path
 
@@ -51,9 +51,14 @@ HEX = frozenset("0123456789ABCDEF")
 
 
 def mailgate_dir(home: Path) -> Path:
+    """GSAT_HOME/mailgate, made 0700 when missing; HomeUnusable (exit 6) unless
+    it and its keyring gnupg/ are directories of ours that only we can write
+    (gsat.trust): another user could otherwise swap the allowlist or the keys."""
     path = Path(home) / "mailgate"
     os.makedirs(path, mode=0o700, exist_ok=True)
-    if os.stat(path).st_mode & 0o077:
+    trust.require_dir(path, missing_ok=False)  # lstat: a symlink made exist_ok pass
+    trust.require_dir(path / "gnupg")
+    if os.lstat(path).st_mode & 0o077:
         os.chmod(path, 0o700)
     return path
 
@@ -97,7 +102,7 @@ class Allowlist:
         self._write(entries)
 
     def _read(self) -> dict[str, str]:
-        data = fsutil.read_bytes(self.path)
+        data = trust.read_file(self.path)  # the user's alone: it says who may run jobs
         entries = {}
         for line in (data or b"").decode("utf-8", "replace").splitlines():
             fields = line.split("#", 1)[0].split()
@@ -218,7 +223,7 @@ def _times(data: bytes) -> list[float]:
 
 def gateway_address(home: Path) -> str | None:
     """The address `keys init` recorded for this gateway, if it did."""
-    data = fsutil.read_bytes(mailgate_dir(home) / "address")
+    data = trust.read_file(mailgate_dir(home) / "address")
     return data.decode("utf-8", "replace").strip() or None if data else None
 
 

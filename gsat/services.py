@@ -32,22 +32,40 @@ import os
 import resource
 import subprocess
 
-from gsat import fsutil
+from gsat import fsutil, lazylog, trust
 
 LOG_LIMIT = 1 << 20
 BACKUP_SUFFIXES = ("~", ".bak", ".swp", ".swo", ".orig", ".rej", ".tmp")
 
 
-def find(event: str, dirs: list, spec: dict) -> list[tuple[str, list[str]]]:
-    """[(name, argv)] of the services for `event` of the job `spec`, in order."""
+def find(event: str, dirs: list, spec: dict, checked=()) -> list[tuple[str, list[str]]]:
+    """[(name, argv)] of the services for `event` of the job `spec`, in order.
+    A folder in `checked` (the user's) is used only while gsat.trust trusts it,
+    its onE/ and each service in it, looked at on every call (the listing is
+    cached, the check is not); an untrusted one is skipped and logged."""
     found = {}
     for folder in dirs:
-        for name, path in _executables(os.path.join(folder, "on" + event)):
+        listed = _executables(os.path.join(folder, "on" + event))
+        if folder in checked:
+            listed = _trusted(folder, event, listed)
+        for name, path in listed:
             found.setdefault(name, path)  # the first folder (system) wins a name clash
     ordered = [(name, [path]) for name, path in sorted(found.items()) if applies(path, spec)]
     job_on = spec.get("on") or []
     ordered += [(f"on.{i}", ["/bin/sh", "-c", cmd]) for i, (ev, cmd) in enumerate(job_on, 1) if ev == event]
     return ordered
+
+
+def _trusted(folder: str, event: str, listed: list) -> list[tuple[str, str]]:
+    """The services of `listed` that gsat.trust trusts, with their folders; the
+    rest logged.  Trusted folders let nobody else swap a file before it runs."""
+    reason = (trust.dir_problem(folder, missing_ok=True)
+              or trust.dir_problem(os.path.join(folder, "on" + event), missing_ok=True))
+    kept = [] if reason else [(name, path) for name, path in listed if not trust.path_problem(path)]
+    if len(kept) < len(listed):
+        problems = [reason] if reason else [trust.path_problem(path) for _, path in listed]
+        lazylog.get(__name__).error("services of %s not run: %s", event, "; ".join(filter(None, problems)))
+    return kept
 
 
 _LISTED: dict[str, tuple[int, list]] = {}  # folder -> (mtime_ns, [(name, path)])

@@ -22,12 +22,13 @@ is the truth, lines are appended without fsync (a step's rows in one
 write), and a starting controller rewrites the file from the state.json
 files it reads anyway (compacting it).  gqstat reads every host's summary
 plus the job directories no line names (submissions nobody has taken on
-yet); `gqstat -f`, `--json` and `gqstat ID` read the job files themselves.
+yet); only a summary.tsv of the user's own in a hosts/HOST/ of the user's own
+(gsat.trust) is read; `gqstat -f`, `--json` and `gqstat ID` read the job files themselves.
 """
 
 import os
 
-from gsat import fsutil, states, timefmt
+from gsat import fsutil, states, timefmt, trust
 from gsat.text import printable
 from gsat.layout import JOB_DIGITS
 
@@ -85,7 +86,9 @@ def discard(layout) -> None:
 
 
 def read_all(layout) -> dict[str, list[str]]:
-    """{KEY: its last row, split into SHOWN + 1 fields} over all hosts, rendered in our zone."""
+    """{KEY: its last row, split into SHOWN + 1 fields} over all hosts, rendered in our zone.
+    A summary that is not a regular file of ours that only we can write is
+    believed by nobody: HomeUnusable (gsat.trust; gqstat exits 6)."""
     out: dict[str, list[str]] = {}
     hosts = layout.home / "hosts"
     try:
@@ -94,7 +97,7 @@ def read_all(layout) -> dict[str, list[str]]:
         return out
     zone = f"#zone\t{timefmt.zone()}"
     for host in names:
-        data = fsutil.read_bytes(os.path.join(hosts, host, NAME), limit=1 << 30)
+        data = trust.read_file(os.path.join(hosts, host, NAME), limit=1 << 30)  # only our own
         lines = (data or b"").decode("utf-8", "replace").split("\n")
         lines.pop()  # "" after the last newline, or a line being appended right now
         if lines and lines[0] == zone:

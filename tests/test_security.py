@@ -299,3 +299,148 @@ def test_a_run_that_ends_while_trust_is_lost_is_recorded_once_it_is_back(home_en
         ctrl.pool.close()
         os.close(ctrl.ended_r)
         os.close(ctrl.ended_w)
+
+
+# ---- 5. code and config planted during a trust window (review 1) ----------------------
+
+def open_window(g: Gsat, folder: Path) -> None:
+    """The user's mistake: `folder` writable by all (GSAT_HOME searchable);
+    wait until the controller saw it."""
+    os.chmod(g.home, 0o711)
+    os.chmod(folder, 0o777)
+    wait_for(lambda: "not trusted any more" in g.log(), what="the controller to notice")
+
+
+def test_a_service_planted_while_home_was_open_never_runs_once_it_is_closed(victim, other, base):
+    g = victim
+    g.start()
+    marker = base / "service-ran"
+    open_window(g, g.home)
+    other.sh(f"cd {q(g.home)}; mkdir -p services/onJOB_FINISHED; "
+             f"printf '#!/bin/sh\\nid -u > {marker}\\n' > services/onJOB_FINISHED/x; "
+             f"chmod 755 services services/onJOB_FINISHED services/onJOB_FINISHED/x")
+    os.chmod(g.home, 0o700)  # mended: what she planted stays
+    planted = g.home / "services"
+    wait_for(lambda: f"now because {planted} belongs to uid {other.uid}" in g.log(),
+             what="the controller to name the planted directory")
+    beats_after(g, time.time())
+    assert "trusted again" not in g.log()
+    one_line_error(exit_of(g, "gsatlc", "run"), "gsatlc", 6)  # nor does a new controller start on it
+    # the planted file alone, in a folder of ours (her directories given to us): still refused
+    for path in (planted, planted / "onJOB_FINISHED"):
+        os.chown(path, 0, 0)
+        os.chmod(path, 0o700)
+    wait_for(lambda: f"now because {planted / 'onJOB_FINISHED' / 'x'} belongs to uid {other.uid}" in g.log(),
+             what="the controller to name the planted service")
+    shutil.rmtree(planted)
+    wait_for(lambda: "trusted again" in g.log(), what="the controller to trust it again")
+    job = g.submit("#!/bin/sh\ntrue\n")
+    assert g.run("gqwait", job, timeout=20).returncode == 0
+    beats_after(g, time.time())
+    assert not marker.exists(), "the other user's service ran as the victim"
+
+
+def cache_for(g: Gsat, values: dict) -> str:
+    """A .config.cache.json that a reader would believe for the current config.yaml."""
+    info = os.stat(g.home / "config.yaml")
+    return json.dumps({"key": [info.st_mtime_ns, info.st_size, info.st_ino], "values": values})
+
+
+@pytest.mark.parametrize("planted", ["jobtypes/evil.yaml", "config.yaml", ".config.cache.json"])
+def test_a_job_type_or_config_planted_in_a_window_is_refused(victim, other, base, planted):
+    g = victim
+    assert g.run("gqstat").returncode == 0  # writes the config cache
+    (g.home / "jobtypes").mkdir(mode=0o700)
+    g.start()
+    path = g.home / planted
+    open_window(g, path.parent)
+    staged = base / "staged"
+    if planted == ".config.cache.json":
+        staged.write_text(cache_for(g, dict(FAST_BEATS, autostart=True)))
+    elif planted == "config.yaml":
+        staged.write_text("heartbeat_interval: 0.2\nidle_heartbeat_interval: 0.2\nautostart: true\n")
+    else:
+        staged.write_text("environment:\n  LD_PRELOAD: /tmp/evil.so\n")
+    os.chmod(staged, 0o644)
+    other.sh(f"cp {q(staged)} {q(path)}.new; mv {q(path)}.new {q(path)}")
+    os.chmod(path.parent, 0o700)
+    os.chmod(g.home, 0o700)
+    wait_for(lambda: f"now because {path} belongs to uid {other.uid}" in g.log(),
+             what="the controller to name the planted file")
+    args = ("-T", "evil") if planted.startswith("jobtypes") else ()
+    line = one_line_error(g.run("gqsub", *args, input="#!/bin/sh\ntrue\n"), "gqsub", 6)
+    assert str(path) in line
+    if not args:
+        one_line_error(g.run("gqstat"), "gqstat", 6)
+    assert json.loads((g.home / "hosts" / g.host / "heartbeat.json").read_text())["untrusted"]
+    os.unlink(path)
+    wait_for(lambda: "trusted again" in g.log(), what="the controller to trust it again")
+    job = g.submit("#!/bin/sh\ntrue\n")
+    assert g.run("gqwait", job, timeout=20).returncode == 0
+
+
+# ---- 6. the reading tools believe no summary another user could write (review 5) ------
+
+@pytest.mark.parametrize("how", ["host directory open", "planted file"])
+def test_gqstat_believes_no_summary_row_another_user_could_plant(victim, other, base, how):
+    g = victim
+    job = g.submit("#!/bin/sh\ntrue\n")  # queued: no controller runs
+    assert g.run("gqstat").returncode == 0
+    hostdir = g.home / "hosts" / g.host
+    os.chmod(g.home, 0o711)
+    os.chmod(g.home / "hosts", 0o711)
+    os.chmod(hostdir, 0o777)
+    zone = subprocess.run([sys.executable, "-c", "from gsat import timefmt; print(timefmt.zone())"],
+                          capture_output=True, text=True, env=g.env, check=True).stdout.strip()
+    forged = base / "forged"
+    row = [f"{job:07d}", "finished", g.host, "0", "1s", "\x1b[31mEVIL", "x", "1", "1", "1", "2"]
+    forged.write_text(f"#zone\t{zone}\n" + "\t".join(row) + "\n")
+    os.chmod(forged, 0o644)
+    other.run("cp", forged, hostdir / "summary.tsv")
+    if how == "planted file":
+        os.chmod(hostdir, 0o700)
+    proc = g.run("gqstat")
+    assert "EVIL" not in proc.stdout and "finished" not in proc.stdout
+    line = one_line_error(proc, "gqstat", 6)
+    assert str(hostdir) in line
+
+
+# ---- 7. no write to a FIFO or through a directory that is not ours (review 8) ----------
+
+def test_a_waiter_fifo_planted_by_another_user_is_not_written(victim, other):
+    g = victim
+    g.start()
+    job = g.submit("#!/bin/sh\ntrue\n", "-H")
+    waiters = g.job_dir(job) / "waiters"
+    waiters.mkdir(mode=0o700)
+    for path in (g.home, g.home / "jobs", g.job_dir(job)):
+        os.chmod(path, 0o711)  # the window: she can reach waiters/ and write to it
+    os.chmod(waiters, 0o777)
+    other.run("mkfifo", "-m", "0666", waiters / "planted")
+    for path in (g.home, g.home / "jobs", g.job_dir(job), waiters):
+        os.chmod(path, 0o700)
+    wait_for(lambda: "trusted again" in g.log() or "not trusted" not in g.log(), what="a trusted store")
+    planted = os.open(waiters / "planted", os.O_RDWR | os.O_NONBLOCK)  # a reader waits on it
+    try:
+        assert g.run("gqrls", job).returncode == 0
+        assert g.run("gqwait", job, timeout=20).returncode == 0  # our own FIFO is told
+        beats_after(g, time.time(), count=2)
+        with pytest.raises(BlockingIOError):
+            os.read(planted, 4096)
+    finally:
+        os.close(planted)
+    assert (waiters / "planted").exists()  # not ours to remove either
+
+
+def test_gqdel_of_a_damaged_job_in_a_directory_others_can_write_refuses(victim, other):
+    """entomb_damaged trusts the job directory as open_dir does: mode included."""
+    g = victim
+    g.start()
+    job = g.submit("#!/bin/sh\ntrue\n", "-H")
+    g.wait_state(job, "held")
+    folder = g.job_dir(job)
+    (folder / "state.json").write_text("{broken")
+    os.chmod(folder, 0o777)
+    line = one_line_error(g.run("gqdel", job), "gqdel", 4)
+    assert "writable by others" in line
+    assert (folder / "script").exists()
