@@ -249,42 +249,9 @@ def job_ids(layout: Layout) -> list[int]:
     return sorted([int(name) for name in names if name.isdigit() and len(name) >= JOB_DIGITS])
 
 
-NOT_OURS = "not a job of yours, never run nor deleted through"  # the end of an Untrusted's text
 MAX_ID = 10 ** 18  # more digits than any file system's name allows: no such job, not an OSError
-
-
-def open_dir(layout: Layout, job: int) -> int:
-    """A descriptor of jobs/N, opened without following a symlink: NoSuchJob
-    when there is none, Untrusted when it is not a directory of ours that
-    only we can write (gsat.trust).  The caller closes it."""
-    folder = layout.job_dir(job)
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NoSuchJob(f"no such job {job}") from None
-    except NotADirectoryError:  # a symlink (O_NOFOLLOW), or a file: lstat says which
-        _not_a_directory(job, folder)
-    reason = trust.info_problem(folder, os.fstat(fd))
-    if reason:
-        os.close(fd)
-        _refuse(job, reason)
-    return fd
-
-
-def _not_a_directory(job: int, folder) -> None:
-    """Untrusted for a symlink or another user's file; a file of ours is a
-    damaged record."""
-    try:
-        info = os.lstat(folder)
-    except FileNotFoundError:
-        raise NoSuchJob(f"no such job {job}") from None
-    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid():
-        _refuse(job, trust.info_problem(folder, info))
-    raise Damaged(job, f"{folder} is not a directory")
-
-
-def _refuse(job: int, reason: str):
-    raise Untrusted(f"job {job}: {reason}: {NOT_OURS}")
+NOT_OURS = trust.NOT_OURS
+open_dir = trust.open_job_dir  # jobs/N as a descriptor, or NoSuchJob, Damaged, Untrusted
 
 
 def load(layout: Layout, job: int, deleted_ok: bool = False) -> Job:

@@ -37,7 +37,7 @@ the errors.
 import os
 import stat
 
-from gsat.errors import HomeUnusable
+from gsat.errors import Damaged, HomeUnusable, NoSuchJob, Untrusted
 
 
 def info_problem(path, info: os.stat_result) -> str | None:
@@ -195,3 +195,42 @@ def _subdirs(folder) -> list[str]:
         return [os.path.join(folder, name) for name in os.listdir(folder)]
     except OSError:  # missing, or not a directory: the check of `folder` says so
         return []
+
+
+# ---- job directories ----------------------------------------------------
+
+NOT_OURS = "not a job of yours, never run nor deleted through"  # the end of an Untrusted's text
+
+
+def open_job_dir(layout, job: int) -> int:
+    """A descriptor of jobs/N, opened without following a symlink: NoSuchJob
+    when there is none, Untrusted when it is not a directory of ours that
+    only we can write.  The caller closes it."""
+    folder = layout.job_dir(job)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NoSuchJob(f"no such job {job}") from None
+    except NotADirectoryError:  # a symlink (O_NOFOLLOW), or a file: lstat says which
+        _not_a_directory(job, folder)
+    reason = info_problem(folder, os.fstat(fd))
+    if reason:
+        os.close(fd)
+        _refuse(job, reason)
+    return fd
+
+
+def _not_a_directory(job: int, folder) -> None:
+    """Untrusted for a symlink or another user's file; a file of ours is a
+    damaged record."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        raise NoSuchJob(f"no such job {job}") from None
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid():
+        _refuse(job, info_problem(folder, info))
+    raise Damaged(job, f"{folder} is not a directory")
+
+
+def _refuse(job: int, reason: str):
+    raise Untrusted(f"job {job}: {reason}: {NOT_OURS}")
