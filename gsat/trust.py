@@ -42,20 +42,18 @@ from gsat.errors import Damaged, HomeUnusable, NoSuchJob, Untrusted
 
 def info_problem(path, info: os.stat_result) -> str | None:
     """Why a directory with this (l)stat cannot be trusted; None when it can."""
-    if stat.S_ISLNK(info.st_mode):
-        return f"{path} is a symlink"
-    if not stat.S_ISDIR(info.st_mode):
-        return f"{path} is not a directory"
-    return _owner_problem(path, info)
+    return _kind_problem(path, info, stat.S_ISDIR, "a directory") or _owner_problem(path, info)
 
 
 def file_problem(path, info: os.stat_result) -> str | None:
     """Why a file (code or config) with this (l)stat cannot be trusted; None when it can."""
+    return _kind_problem(path, info, stat.S_ISREG, "a regular file") or _owner_problem(path, info)
+
+
+def _kind_problem(path, info: os.stat_result, is_kind, kind: str) -> str | None:
     if stat.S_ISLNK(info.st_mode):
         return f"{path} is a symlink"
-    if not stat.S_ISREG(info.st_mode):
-        return f"{path} is not a regular file"
-    return _owner_problem(path, info)
+    return None if is_kind(info.st_mode) else f"{path} is not {kind}"
 
 
 def entry_problem(path, info: os.stat_result) -> str | None:

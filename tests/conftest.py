@@ -44,6 +44,23 @@ def pytest_configure(config):
 
 
 @pytest.fixture
+def ctrl(home_env):
+    """A controller in-process, driven by step(now): `now` can be past a grace
+    without waiting.  Teardown kills its running jobs and closes its pipe."""
+    from gsat import config
+    from gsat.controller import Controller
+    c = Controller(config.load())
+    c.open()
+    yield c
+    for job in c.jobs.values():
+        if job.state.state == "running":
+            c._kill_quietly(job, 9)
+    c.pool.close()  # its shepherds exit
+    os.close(c.ended_r)
+    os.close(c.ended_w)
+
+
+@pytest.fixture
 def smtp():
     """A real SMTP server on 127.0.0.1; yields (port, list of (rcpt_tos, message, raw bytes))."""
     with smtp_server() as (port, handler):

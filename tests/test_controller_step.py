@@ -26,19 +26,6 @@ def make_spec(tmp_path, **extra):
             "submit_dir": str(tmp_path), "submitted": time.time(), **extra}
 
 
-@pytest.fixture
-def ctrl(home_env):
-    c = Controller(config.load())
-    c.open()
-    yield c
-    for job in c.jobs.values():
-        if job.state.state == states.RUNNING:
-            c._kill_quietly(job, 9)
-    c.pool.close()  # its shepherds exit
-    os.close(c.ended_r)
-    os.close(c.ended_w)
-
-
 def submit(ctrl, tmp_path, script="#!/bin/sh\nexit 0\n", **extra):
     (job_id,) = jobs.publish(ctrl.layout, make_spec(tmp_path, **extra), script.encode())
     ctrl.channel.send(messages.Submit(jobs=[job_id]))

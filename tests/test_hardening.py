@@ -7,26 +7,11 @@ import time
 
 import pytest
 
-from gsat import config, fifo, jobs, messages
+from gsat import fifo, jobs, messages
 from gsat.channel import FileChannel
-from gsat.controller import Controller
 from helpers import BIN, await_file, read, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def ctrl(home_env):
-    """A controller in-process, driven by step(now): `now` can be past a grace without waiting."""
-    c = Controller(config.load())
-    c.open()
-    yield c
-    for job in c.jobs.values():
-        if job.state.state == "running":
-            c._kill_quietly(job, 9)
-    c.pool.close()
-    os.close(c.ended_r)
-    os.close(c.ended_w)
 
 
 def job_spec(tmp_path) -> dict:
