@@ -36,11 +36,13 @@ test: $(STAMP) debs
 	GSAT_CHANNEL=sysv $(PY) -m pytest -q -p no:cacheprovider $(E2E)
 	GSAT_WATCH=poll GSAT_POLL_INTERVAL=0.05 $(PY) -m pytest -q -p no:cacheprovider $(E2E)
 
-# The slow full-scale tests, then SOAK_MINUTES (default 30) of jobs under random
-# faults; the last line counts jobs run, faults, jobs lost and jobs run twice.
+# The slow full-scale tests, the model on 40 random examples, then SOAK_MINUTES
+# (default 30) of jobs under random faults; the last line counts jobs run,
+# faults, jobs lost and jobs run twice.
 SOAK_MINUTES ?= 30
 soak: $(STAMP) debs
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
+	GSAT_MODEL_EXAMPLES=40 $(PY) -m pytest -q -p no:cacheprovider tests/test_model.py
 	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) tests/soak.py
 
 demo: $(STAMP)
