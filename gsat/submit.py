@@ -46,8 +46,10 @@ def directives(script: bytes) -> dict:
 
 
 def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str,
-          jobtype_dirs: list, submit_host: str) -> dict:
-    """The job spec for `opts` (directives merged with the command line)."""
+          jobtype_dirs: list, submit_host: str, left_out: list | None = None) -> dict:
+    """The job spec for `opts` (directives merged with the command line).
+    Inherited variables that cannot be stored (not UTF-8) are left out and
+    named in `left_out`; a variable named with -v that cannot is refused."""
     _check_words(opts, args, script_name, cwd)
     workdir = _path(opts.get("workdir"), cwd) or cwd
     if not os.path.isdir(workdir):
@@ -69,8 +71,9 @@ def build(opts: dict, script_name: str, args: list[str], environ: dict, cwd: str
         "stdout": _path(opts.get("stdout"), cwd),
         "stderr": _path(opts.get("stderr"), cwd),
         "join": opts.get("join") in ("oe", "eo"),
-        "env": _check_env(environment.at_submit(environ, bool(opts.get("export_all")),
-                                                _variables(opts.get("variables")))),
+        "env": _storable_env(environment.at_submit(environ, bool(opts.get("export_all")),
+                                                   _variables(opts.get("variables"))),
+                             opts.get("variables"), left_out),
         "host": host,
         "jobtype": jobtype,
         "hold": bool(opts.get("hold")),
@@ -129,10 +132,20 @@ def _check_words(opts: dict, args: list[str], script_name: str, cwd: str) -> Non
     _check_text("submit directory", cwd)
 
 
-def _check_env(env: dict) -> dict:
-    for name, value in env.items():
-        _check_text("variable", name)
-        _check_text(f"variable {name}", value)
+def _storable_env(env: dict, named, left_out: list | None) -> dict:
+    """`env` without the inherited variables that are not UTF-8 (as pbs -V
+    would not stop at one stray Latin-1 value); a -v variable must be storable."""
+    named = {item.partition("=")[0] for item in _split(named)}
+    for name, value in list(env.items()):
+        try:
+            _check_text("variable", name)
+            _check_text(f"variable {name}", value)
+        except UsageError:
+            if name in named:
+                raise
+            del env[name]
+            if left_out is not None:
+                left_out.append(name.encode(errors="replace").decode())
     return env
 
 

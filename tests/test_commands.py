@@ -136,7 +136,7 @@ def test_bad_directive_value_is_a_usage_error_and_queues_nothing(gsat, directive
 
 # argv and environ bytes that are not UTF-8 (Python holds them as lone surrogates): job.json cannot
 NOT_UTF8 = {"name": (["-N", "\udce9"], None), "argument": (["-", "--", "\udce9"], None),
-            "kept variable": ([], {"LC_X": "\udce9"}), "-V variable": (["-V"], {"X": "\udce9"})}
+            "-v variable": (["-v", "X"], {"X": "\udce9"})}
 
 
 @pytest.mark.parametrize("case", NOT_UTF8)
@@ -145,6 +145,19 @@ def test_bytes_that_are_not_utf8_are_a_usage_error_and_queue_nothing(gsat, case)
     line = one_line_error(gsat.run("gqsub", *options, input=SH + "true\n", env=env), "gqsub", 2)
     assert "not valid UTF-8" in line
     queued_nothing(gsat)
+
+
+@pytest.mark.parametrize("options, env", [([], {"LC_X": "\udce9"}), (["-V"], {"X": "\udce9"})],
+                         ids=["kept variable", "-V variable"])
+def test_an_inherited_variable_that_is_not_utf8_is_left_out_with_a_warning(running, tmp_path, options, env):
+    out = tmp_path / "env"
+    proc = running.run("gqsub", *options, input=SH + f"env > {out}\n", env=env)
+    assert proc.returncode == 0, proc.stderr
+    name = next(iter(env))
+    assert proc.stderr.count("\n") == 1 and "warning" in proc.stderr and name in proc.stderr, proc.stderr
+    assert running.wait_state(int(proc.stdout), "finished")
+    lines = out.read_text().splitlines()
+    assert not [line for line in lines if line.startswith(f"{name}=")] and any(l.startswith("GSAT_JOBID=") for l in lines)
 
 
 def test_a_trigger_argument_that_is_not_utf8_is_a_usage_error(gsat):

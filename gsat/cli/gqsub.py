@@ -36,9 +36,14 @@ def main(argv: list[str]) -> int:
     wait, as_json = opts.pop("wait", False), opts.pop("json", False)
     merged = {**submit.directives(script), **opts}
     ctx = client.context()
+    left_out: list[str] = []
     spec = submit.build(merged, "STDIN" if script_name == "-" else script_name, job_args,
                         dict(os.environ), os.getcwd(),
-                        [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host)
+                        [ctx.layout.user_jobtypes(), share_dir() / "etc" / "jobtypes"], ctx.config.host,
+                        left_out)
+    if left_out:
+        say(PROG, f"warning: variables that are not UTF-8 left out of the job's environment: "
+                  f"{', '.join(left_out)}")
     ids, warning = client.store_and_notify(ctx, spec, script, submit.array_count(spec),
                                            stored=lambda ids: _print_ids(ids, as_json))
     if warning:
