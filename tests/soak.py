@@ -60,6 +60,7 @@ class Soak:
         self.shepherd_killed: set[int] = set()
         self.faults = {"controller": 0, "shepherd": 0, "disk": 0}
         self.lock = threading.Lock()
+        self.over = threading.Event()  # never set: pause() waits on it with a timeout
         self.ctl = None
 
     # ---- the load --------------------------------------------------------
@@ -75,16 +76,20 @@ class Soak:
             with self.lock:
                 backlog = len(self.accepted) - self.ended_count()
             if backlog > 400:  # keep the queue bounded: the point is faults, not a backlog
-                time.sleep(1)
+                self.pause(1)  # pacing, not synchronisation: the queue drains meanwhile
 
     def ended_count(self) -> int:
         return len((self.marks / "runs").read_text().splitlines())
+
+    def pause(self, seconds: float) -> None:
+        """Let `seconds` of the soak pass (less once it is over)."""
+        self.over.wait(max(0.0, min(seconds, self.deadline - time.monotonic())))
 
     # ---- the faults ------------------------------------------------------
     def faulter(self) -> None:
         rng = random.Random()
         while time.monotonic() < self.deadline:
-            time.sleep(rng.uniform(3, 12))
+            self.pause(rng.uniform(3, 12))  # the time between faults
             fault = rng.choice(["controller", "controller", "shepherd", "disk"] if self.mounted
                                else ["controller", "shepherd"])
             if getattr(self, "kill_" + fault)(rng):
@@ -92,7 +97,7 @@ class Soak:
 
     def kill_controller(self, rng) -> bool:
         self.g.crash(self.ctl)
-        time.sleep(rng.uniform(0, 1.5))
+        self.pause(rng.uniform(0, 1.5))  # how long the host has no controller
         self.ctl = self.g.start()
         return True
 
@@ -115,7 +120,7 @@ class Soak:
         """A full disk for a few seconds."""
         filler = self.g.home / "filler"
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=300"], capture_output=True)
-        time.sleep(rng.uniform(2, 5))
+        self.pause(rng.uniform(2, 5))  # how long the disk stays full
         filler.unlink()
         return True
 
