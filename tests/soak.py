@@ -36,6 +36,9 @@ exit $((GSAT_JOBID % 5 == 0 ? 3 : 0))
 """
 
 
+HOME_MB = 2048  # the tmpfs GSAT_HOME, when this runs as root
+
+
 def expected_exit(job: int) -> int:
     return 3 if job % 5 == 0 else 0
 
@@ -48,7 +51,8 @@ class Soak:
         home = base / "home"
         home.mkdir(mode=0o700)
         if os.geteuid() == 0:
-            self.mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs",
+            # 2 GB: half an hour of history (about 16 KB a job on tmpfs) fits beside the filler
+            self.mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={HOME_MB}m,mode=0700", "tmpfs",
                                            str(home)]).returncode == 0
         self.g = Gsat(home, config={"autostart": False, "slots": 2, "kill_grace": 1,
                                     "heartbeat_interval": 1, "idle_heartbeat_interval": 1, "timeout": 5})
@@ -61,6 +65,7 @@ class Soak:
         self.faults = {"controller": 0, "shepherd": 0, "disk": 0}
         self.lock = threading.Lock()
         self.over = threading.Event()  # never set: pause() waits on it with a timeout
+        self.refused = 0  # controller starts refused (a full disk)
         self.ctl = None
 
     # ---- the load --------------------------------------------------------
@@ -98,8 +103,20 @@ class Soak:
     def kill_controller(self, rng) -> bool:
         self.g.crash(self.ctl)
         self.pause(rng.uniform(0, 1.5))  # how long the host has no controller
-        self.ctl = self.g.start()
+        self.start_controller()
         return True
+
+    def start_controller(self) -> None:
+        """Start the controller, again and again for a minute if it refuses
+        (as systemd would): on a full disk it cannot start."""
+        for _ in range(60):
+            try:
+                self.ctl = self.g.start()
+                return
+            except AssertionError:
+                self.refused += 1
+                self.over.wait(1)
+        self.ctl = self.g.start()
 
     def kill_shepherd(self, rng) -> bool:
         for start in sorted(self.g.home.glob("jobs/*/runs/*.start"), key=lambda p: -p.stat().st_mtime)[:5]:
@@ -119,14 +136,14 @@ class Soak:
     def kill_disk(self, rng) -> bool:
         """A full disk for a few seconds."""
         filler = self.g.home / "filler"
-        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=300"], capture_output=True)
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", f"count={HOME_MB + 50}"], capture_output=True)
         self.pause(rng.uniform(2, 5))  # how long the disk stays full
         filler.unlink()
         return True
 
     # ---- the end ---------------------------------------------------------
     def run(self) -> int:
-        self.ctl = self.g.start()
+        self.start_controller()
         threads = [threading.Thread(target=self.submitter) for _ in range(3)]
         threads.append(threading.Thread(target=self.faulter))
         for t in threads:
@@ -134,7 +151,7 @@ class Soak:
         for t in threads:
             t.join()
         if self.ctl.poll() is not None:
-            self.ctl = self.g.start()
+            self.start_controller()
         rows = self.wait_ended()
         return self.report(rows)
 
@@ -166,7 +183,7 @@ class Soak:
                 print(f"lost: job {j} {rows.get(j)} events {self.g.events(j)}")
             for j in sorted(wrong)[:10]:
                 print(f"wrong: job {j} {rows[j]} events {self.g.events(j)}")
-        print(f"faults: {self.faults}")
+        print(f"faults: {self.faults}; controller starts refused on a full disk: {self.refused}")
         print(f"soak: {len(runs)} jobs run, {faults} faults injected, {len(lost)} jobs lost, "
               f"{len(twice)} jobs run twice, {len(wrong)} wrong exit values")
         return 1 if lost or twice or wrong else 0
