@@ -90,17 +90,30 @@ def read_exit(jobdir: str, run: int) -> dict | None:
     return record if isinstance(record, dict) and isinstance(record.get("exit"), int) else None
 
 
-def publish_record(path: str, record: dict) -> bool:
-    """Create `path` holding `record` atomically; False if it already exists."""
-    tmp = fsutil.temp_name(path)
-    fsutil.write_new(tmp, jsontext.dumps(record).encode(), sync=False)
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        fsutil.unlink_quietly(tmp)
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def publish_record(path: str, record: dict, wait_for_room: bool = False) -> bool:
+    """Create `path` holding `record` atomically; False if it already exists.
+    With `wait_for_room` (a shepherd's start record) a full disk is waited
+    out, as write_until_done does: a shepherd that died of it would leave a
+    run that never began to be taken for lost (255)."""
+    data, delay = jsontext.dumps(record).encode(), 0.01
+    while True:
+        tmp = fsutil.temp_name(path)
+        try:
+            fsutil.write_new(tmp, data, sync=False)
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if not (wait_for_room and exc.errno in FULL):
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+        finally:
+            fsutil.unlink_quietly(tmp)
 
 
 def fence(jobdir: str, run: int) -> bool:
@@ -148,7 +161,7 @@ def run(spec: RunSpec, identity: dict) -> bool:
     """Be the shepherd of `spec` (steps 2 to 5 above) as the process `identity`;
     False when the controller that forked it was not told on its pipe."""
     record = {"shepherd": identity, "job_pid": None, "started": time.time()}
-    if not publish_record(start_path(spec.jobdir, spec.run), record):
+    if not publish_record(start_path(spec.jobdir, spec.run), record, wait_for_room=True):
         return False  # fenced by a recovering controller: this run must not happen
     crashpoint.at("run.published")
     pid, code = _launch(spec)

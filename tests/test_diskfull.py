@@ -178,3 +178,26 @@ def test_an_abandoned_array_on_a_full_disk_is_still_removed(small_home, monkeypa
         assert all('"deleted"' in (state or "") for state in left.values()), left
     finally:
         ctrl.pool.close()
+
+
+def test_a_shepherd_waits_for_room_to_publish_its_start_record(small_home):
+    """A shepherd that met a full disk at its start record died (found by make
+    soak: a job that never ran was failed 255, lost); it waits for room instead,
+    and a recovering controller's fence still wins the same race as before."""
+    import threading
+    from gsat import shepherd
+    runs = small_home.home / "runs"
+    runs.mkdir()
+    filler = fill_inodes(small_home.home)
+    result = []
+    publisher = threading.Thread(target=lambda: result.append(
+        shepherd.publish_record(str(runs / "1.start"), {"job_pid": None}, wait_for_room=True)))
+    publisher.start()
+    publisher.join(timeout=0.5)  # a deadline, not a pause: it must still be waiting
+    assert publisher.is_alive() and not result
+    with pytest.raises(OSError):  # the controller's fence does not wait: it is tried again later
+        shepherd.publish_record(str(runs / "2.start"), shepherd.FENCED)
+    for path in filler:
+        path.unlink()
+    publisher.join(timeout=10)
+    assert result == [True] and (runs / "1.start").exists()
