@@ -36,7 +36,6 @@ calls in the code.  Stdlib only: every layer may import it.
 """
 
 import os
-import signal
 
 _NAME, _, _COUNT = (os.environ.get("GSAT_CRASH_AT") or "").partition(":")
 _name = _NAME or None
@@ -53,4 +52,5 @@ def _pass() -> None:
     global _left
     _left -= 1
     if _left == 0:
+        import signal  # not at the top: this module is on every command's path, signal costs an enum
         os.kill(os.getpid(), signal.SIGKILL)
